@@ -1,0 +1,1 @@
+"""Quality gates, promotion (candidate -> staging -> production) and rollback for the lab model."""

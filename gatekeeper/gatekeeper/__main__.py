@@ -1,0 +1,111 @@
+"""`python -m gatekeeper {gate,promote,rollback,status}`.
+
+Exit codes: 0 pass/done, 1 gate failed or promotion refused (stop the line),
+2 usage, configuration or infrastructure error. Nothing moves unless the exit is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from gatekeeper.config import ConfigError, GateConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gatekeeper", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gate", help="judge @candidate (or --version) against the thresholds")
+    g.add_argument("--version", help="model version to judge (default: @candidate)")
+    pr = sub.add_parser("promote", help="move candidate->staging or staging->production")
+    pr.add_argument("--to", required=True, choices=["staging", "production"])
+    pr.add_argument("--version", help="model version to promote (default: the source alias)")
+    sub.add_parser("rollback", help="point @production back at the version it replaced")
+    st = sub.add_parser("status", help="which version each alias points to")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _print_status(rows: list[dict]) -> None:
+    print(f"{'alias':<11} {'version':>7} {'accuracy':>8} {'f1':>6} {'gate':<10} {'git sha':<12}")
+    for r in rows:
+        if r["version"] is None:
+            print(f"{r['alias']:<11} {'-':>7}")
+            continue
+        acc = "-" if r.get("accuracy") is None else f"{r['accuracy']:.3f}"
+        f1 = "-" if r.get("f1_macro") is None else f"{r['f1_macro']:.3f}"
+        print(
+            f"{r['alias']:<11} {r['version']:>7} {acc:>8} {f1:>6} {r['gate']:<10} "
+            f"{(r.get('git_sha') or '-'):<12}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = GateConfig.from_env()
+    except ConfigError as exc:
+        print(f"gatekeeper: configuration error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from gatekeeper import lifecycle
+
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    client = MlflowClient()
+    name = cfg.model_name
+    try:
+        if args.command == "gate":
+            result = lifecycle.gate(client, cfg, args.version)
+            print(result.report_md)
+            if not result.decision.passed:
+                failed = ", ".join(c.name for c in result.decision.failed)
+                print(
+                    f"gatekeeper: version {result.version} FAILED the gate ({failed}); "
+                    "nothing was promoted",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+            print(f"gatekeeper: version {result.version} passed the gate")
+        elif args.command == "promote":
+            version, previous = lifecycle.promote(client, cfg, args.to, args.version)
+            if previous == version:
+                print(f"gatekeeper: {name}@{args.to} already points to version {version}")
+            else:
+                print(
+                    f"gatekeeper: {name}@{args.to} -> version {version} (was {previous or 'unset'})"
+                )
+        elif args.command == "rollback":
+            restored, rolled_back = lifecycle.rollback(client, cfg)
+            print(
+                f"gatekeeper: {name}@production rolled back from version {rolled_back} "
+                f"to version {restored}"
+            )
+        elif args.command == "status":
+            rows = lifecycle.status(client, cfg)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                print(f"model {name} at {cfg.tracking_uri}")
+                _print_status(rows)
+    except lifecycle.Refused as exc:
+        print(f"gatekeeper: refused: {exc}; nothing moved", file=sys.stderr)
+        return EXIT_FAILED
+    except lifecycle.UsageError as exc:
+        print(f"gatekeeper: {exc}; nothing moved", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # infrastructure: MLflow, the registry, the network
+        print(f"gatekeeper: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Gatekeeper configuration, read from the environment (no side effects at import)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gatekeeper.decide import Thresholds
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the variable."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _actor(env: Mapping[str, str]) -> str:
+    for name in ("GATE_ACTOR", "GITHUB_ACTOR", "USER"):
+        if env.get(name):
+            return env[name]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container uid with no passwd entry
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    tracking_uri: str = "http://127.0.0.1:5050"
+    model_name: str = "lab-classifier"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    report_dir: str = "reports/gate"
+    # Where promotion retags the serving image; empty means "no image registry" (local mode).
+    registry_url: str = ""
+    image_repository: str = "mlops-lab/serving"
+    actor: str = "unknown"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GateConfig:
+        env = os.environ if env is None else env
+        d = Thresholds()
+        thresholds = Thresholds(
+            min_accuracy=_float(env, "GATE_MIN_ACCURACY", d.min_accuracy),
+            min_precision_macro=_float(env, "GATE_MIN_PRECISION_MACRO", d.min_precision_macro),
+            min_recall_per_class=_float(env, "GATE_MIN_RECALL_PER_CLASS", d.min_recall_per_class),
+            max_p99_latency_ms=_float(env, "GATE_MAX_P99_LATENCY_MS", d.max_p99_latency_ms),
+            max_model_size_mb=_float(env, "GATE_MAX_MODEL_SIZE_MB", d.max_model_size_mb),
+            max_regression=_float(env, "GATE_MAX_REGRESSION", d.max_regression),
+        )
+        for name in ("min_accuracy", "min_precision_macro", "min_recall_per_class"):
+            if getattr(thresholds, name) > 1:
+                raise ConfigError(f"GATE_{name.upper()} must be between 0 and 1")
+        return cls(
+            tracking_uri=env.get("MLFLOW_TRACKING_URI", cls.tracking_uri),
+            model_name=env.get("MLFLOW_MODEL_NAME", cls.model_name),
+            thresholds=thresholds,
+            report_dir=env.get("GATE_REPORT_DIR", cls.report_dir),
+            registry_url=env.get("GATE_REGISTRY_URL", cls.registry_url).rstrip("/"),
+            image_repository=env.get("GATE_IMAGE_REPOSITORY", cls.image_repository),
+            actor=_actor(env),
+        )

@@ -1,0 +1,263 @@
+"""Gate, promote, rollback and status against the MLflow model registry.
+
+Aliases are the only thing that decides what serves, so every command computes and
+checks everything first and moves an alias last. A failure before that point leaves
+every alias (and every image tag) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from gatekeeper import report
+from gatekeeper.config import GateConfig
+from gatekeeper.decide import Decision, Evidence, decide
+from gatekeeper.images import Registry
+
+log = logging.getLogger("gatekeeper")
+
+CANDIDATE, STAGING, PRODUCTION = "candidate", "staging", "production"
+ALIASES = (CANDIDATE, STAGING, PRODUCTION)
+SOURCE_OF = {STAGING: CANDIDATE, PRODUCTION: STAGING}
+
+LATENCY_WARMUP, LATENCY_SAMPLES = 20, 300
+
+
+class Refused(RuntimeError):
+    """The operation is not allowed (exit 1): the line stops, nothing moved."""
+
+
+class UsageError(RuntimeError):
+    """The request cannot be carried out as asked (exit 2), e.g. a missing alias."""
+
+
+def now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version an alias points to, or None if the alias (or the model) does not exist."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _signature_inputs(local_dir: Path) -> dict[str, str] | None:
+    from mlflow.models import Model
+
+    sig = Model.load(str(local_dir)).signature
+    if sig is None or sig.inputs is None:
+        return None
+    return {str(s["name"]): str(s["type"]) for s in sig.inputs.to_dict()}
+
+
+def _p99_latency_ms(local_dir: Path) -> float | None:
+    """Offline p99 of one-row predictions on the model itself (pyfunc, as served by MLflow)."""
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    example = Model.load(str(local_dir)).load_input_example(str(local_dir))
+    if example is None:
+        return None
+    model = mlflow.pyfunc.load_model(str(local_dir))
+    row = example.head(1) if hasattr(example, "head") else example
+    for _ in range(LATENCY_WARMUP):
+        model.predict(row)
+    samples = []
+    for _ in range(LATENCY_SAMPLES):
+        t0 = time.perf_counter()
+        model.predict(row)
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+
+
+def _download(name: str, version: str, dest: Path) -> Path:
+    import mlflow.artifacts
+
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(dest)
+        )
+    )
+
+
+def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Evidence, str | None]:
+    """Measure a candidate version against the current production version."""
+    mv = client.get_model_version(cfg.model_name, version)
+    metrics = dict(client.get_run(mv.run_id).data.metrics)
+    prod_version = alias_version(client, cfg.model_name, PRODUCTION)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = _download(cfg.model_name, version, Path(tmp) / "candidate")
+        size_mb = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 1e6
+        p99 = _p99_latency_ms(local)
+        cand_sig = _signature_inputs(local)
+        prod_metrics: dict[str, float] = {}
+        compatible, detail = None, ""
+        if prod_version is not None and prod_version != version:
+            prod_mv = client.get_model_version(cfg.model_name, prod_version)
+            prod_metrics = dict(client.get_run(prod_mv.run_id).data.metrics)
+            prod_sig = _signature_inputs(_download(cfg.model_name, prod_version, Path(tmp) / "p"))
+            compatible = cand_sig is not None and cand_sig == prod_sig
+            if not compatible:
+                missing = sorted(set(prod_sig or {}) - set(cand_sig or {}))
+                extra = sorted(set(cand_sig or {}) - set(prod_sig or {}))
+                detail = (
+                    f"missing {missing[:3]}, extra {extra[:3]}"
+                    if (missing or extra)
+                    else ("input types differ")
+                )
+        elif prod_version == version:
+            prod_version = None  # re-gating the production model: compare with nothing
+    evidence = Evidence(
+        metrics=metrics,
+        p99_latency_ms=p99,
+        model_size_mb=round(size_mb, 3),
+        schema_compatible=compatible,
+        schema_detail=detail,
+        production_version=prod_version,
+        production_metrics=prod_metrics,
+    )
+    return evidence, mv.run_id
+
+
+@dataclass(frozen=True)
+class GateResult:
+    version: str
+    decision: Decision
+    report_md: str
+
+
+def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> GateResult:
+    """Judge a version (default: @candidate), record the verdict; never moves an alias."""
+    version = version or alias_version(client, cfg.model_name, CANDIDATE)
+    if version is None:
+        raise UsageError(f"{cfg.model_name} has no @{CANDIDATE}: train one first (make train)")
+    evidence, run_id = collect(client, cfg, version)
+    decision = decide(evidence, cfg.thresholds)
+    checked_at = now()
+    json_text = report.to_json(cfg.model_name, version, decision, checked_at, cfg.thresholds)
+    md_text = report.to_markdown(cfg.model_name, version, decision, checked_at)
+    json_path, md_path = report.write(Path(cfg.report_dir), json_text, md_text)
+    client.log_artifact(run_id, str(json_path), "gate")
+    client.log_artifact(run_id, str(md_path), "gate")
+    verdict = "passed" if decision.passed else "failed"
+    tags = {
+        "gate.verdict": verdict,
+        "gate.checked_at": checked_at,
+        "gate.failed_checks": ",".join(c.name for c in decision.failed) or "none",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(cfg.model_name, version, key, value)
+    return GateResult(version, decision, md_text)
+
+
+def _image_registry(cfg: GateConfig) -> Registry | None:
+    return Registry(cfg.registry_url, cfg.image_repository) if cfg.registry_url else None
+
+
+def _move(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> None:
+    """Point the serving image tag, then the model alias, at `version`, or change nothing.
+
+    The image tag moves first (it names the code); if the alias then fails to move,
+    the tag is put back to the manifest it had.
+    """
+    registry = _image_registry(cfg)
+    previous = None
+    if registry is not None:
+        sha = client.get_model_version(cfg.model_name, version).tags.get("git_sha", "")
+        if not sha or sha == "unknown":
+            raise UsageError(f"version {version} has no git_sha tag: no image to promote with it")
+        previous = registry.retag(sha, alias)
+    try:
+        client.set_registered_model_alias(cfg.model_name, alias, version)
+    except Exception:
+        if registry is not None and previous is not None:
+            registry.put(alias, previous)
+        raise
+
+
+def promote(
+    client: MlflowClient, cfg: GateConfig, target: str, version: str | None = None
+) -> tuple[str, str | None]:
+    """Move `target` (staging or production) to a gated version; return (new, previous)."""
+    if target not in SOURCE_OF:
+        raise UsageError(f"can only promote to {' or '.join(SOURCE_OF)}, not {target!r}")
+    source = SOURCE_OF[target]
+    version = version or alias_version(client, cfg.model_name, source)
+    if version is None:
+        raise UsageError(f"{cfg.model_name} has no @{source} to promote to @{target}")
+    mv = client.get_model_version(cfg.model_name, version)
+    verdict = mv.tags.get("gate.verdict")
+    if verdict != "passed":
+        raise Refused(
+            f"version {version} has not passed the gate (gate.verdict={verdict or 'never gated'})"
+        )
+    previous = alias_version(client, cfg.model_name, target)
+    if previous == version:
+        return version, previous
+    # Written before the move so that rollback can always find its way back; harmless if
+    # the move then fails, since rollback only reads it from the current production version.
+    client.set_model_version_tag(
+        cfg.model_name, version, f"promoted.{target}.previous", previous or "none"
+    )
+    _move(client, cfg, target, version)
+    stamp = now()
+    for key, value in {
+        f"promoted.{target}.at": stamp,
+        f"promoted.{target}.by": cfg.actor,
+        f"promoted.{target}.from": f"@{source}",
+    }.items():
+        client.set_model_version_tag(cfg.model_name, version, key, value)
+    return version, previous
+
+
+def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
+    """Point @production back at the version it replaced; return (restored, rolled_back)."""
+    current = alias_version(client, cfg.model_name, PRODUCTION)
+    if current is None:
+        raise UsageError(f"{cfg.model_name} has no @{PRODUCTION}: nothing to roll back")
+    tags = client.get_model_version(cfg.model_name, current).tags
+    previous = tags.get(f"promoted.{PRODUCTION}.previous", "none")
+    if previous == "none":
+        raise Refused(f"version {current} has no earlier production version to roll back to")
+    _move(client, cfg, PRODUCTION, previous)
+    stamp = now()
+    client.set_model_version_tag(cfg.model_name, current, "rolled_back.at", stamp)
+    client.set_model_version_tag(cfg.model_name, current, "rolled_back.by", cfg.actor)
+    client.set_model_version_tag(cfg.model_name, previous, "restored_by_rollback.at", stamp)
+    return previous, current
+
+
+def status(client: MlflowClient, cfg: GateConfig) -> list[dict]:
+    """One row per alias: version, key metrics, gate verdict, git sha and image digest."""
+    registry = _image_registry(cfg)
+    rows = []
+    for alias in ALIASES:
+        version = alias_version(client, cfg.model_name, alias)
+        row: dict = {"alias": alias, "version": version}
+        if version is not None:
+            mv = client.get_model_version(cfg.model_name, version)
+            metrics = client.get_run(mv.run_id).data.metrics
+            row.update(
+                accuracy=metrics.get("accuracy"),
+                f1_macro=metrics.get("f1_macro"),
+                gate=mv.tags.get("gate.verdict", "not gated"),
+                git_sha=mv.tags.get("git_sha"),
+                run_id=mv.run_id,
+            )
+        if registry is not None and alias != CANDIDATE:
+            row["image_digest"] = registry.digest(alias)
+        rows.append(row)
+    return rows

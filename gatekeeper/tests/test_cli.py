@@ -1,0 +1,99 @@
+"""The gatekeeper CLI against a real MLflow server, on versions the real trainer made."""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from testsupport import job_env, run_job
+
+pytestmark = pytest.mark.integration
+
+
+def aliases(client, name):
+    return dict(client.get_registered_model(name).aliases)
+
+
+def gk(server, *args, **env):
+    return run_job("gatekeeper", *args, env=job_env(server, **env))
+
+
+def test_good_candidate_passes_and_records_its_verdict(mlflow_server, clone_model, tmp_path):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (v,) = clone_model("good")
+    client.set_registered_model_alias(name, "candidate", v)
+    r = gk(mlflow_server, "gate", MLFLOW_MODEL_NAME=name, GATE_REPORT_DIR=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "PASSED" in r.stdout
+    mv = client.get_model_version(name, v)
+    assert mv.tags["gate.verdict"] == "passed"
+    report = json.loads((tmp_path / "gate_report.json").read_text())
+    assert report["verdict"] == "passed" and report["version"] == v
+    logged = {f.path for f in client.list_artifacts(mv.run_id, "gate")}
+    assert {"gate/gate_report.json", "gate/gate_report.md"} <= logged
+    assert aliases(client, name) == {"candidate": v}
+
+
+def test_noisy_candidate_is_blocked_and_nothing_moves(mlflow_server, clone_model):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (good, noisy) = clone_model("good", "noisy")
+    for alias in ("staging", "production"):
+        client.set_registered_model_alias(name, alias, good)
+    client.set_model_version_tag(name, good, "gate.verdict", "passed")
+    client.set_registered_model_alias(name, "candidate", noisy)
+    before = aliases(client, name)
+    r = gk(mlflow_server, "gate", MLFLOW_MODEL_NAME=name)
+    assert r.returncode == 1
+    assert "FAILED the gate" in r.stderr and "accuracy" in r.stderr
+    assert "regression_accuracy" in r.stdout
+    assert client.get_model_version(name, noisy).tags["gate.verdict"] == "failed"
+    assert aliases(client, name) == before
+    r = gk(mlflow_server, "promote", "--to", "staging", MLFLOW_MODEL_NAME=name)
+    assert r.returncode == 1 and "has not passed the gate" in r.stderr
+    assert aliases(client, name) == before
+
+
+def test_promote_and_rollback_move_aliases(mlflow_server, clone_model):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (v1, v2) = clone_model("good", "good")
+    env = {"MLFLOW_MODEL_NAME": name, "GATE_ACTOR": "pytest"}
+    for v in (v1, v2):
+        client.set_registered_model_alias(name, "candidate", v)
+        assert gk(mlflow_server, "gate", **env).returncode == 0
+        for target in ("staging", "production"):
+            r = gk(mlflow_server, "promote", "--to", target, **env)
+            assert r.returncode == 0, r.stderr
+    assert aliases(client, name) == {"candidate": v2, "staging": v2, "production": v2}
+    assert client.get_model_version(name, v2).tags["promoted.production.previous"] == v1
+    assert client.get_model_version(name, v2).tags["promoted.production.by"] == "pytest"
+
+    r = gk(mlflow_server, "rollback", **env)
+    assert r.returncode == 0, r.stderr
+    assert f"from version {v2} to version {v1}" in r.stdout
+    assert aliases(client, name)["production"] == v1
+    assert aliases(client, name)["staging"] == v2  # rollback touches production only
+
+    r = gk(mlflow_server, "status", "--json", **env)
+    rows = {row["alias"]: row for row in json.loads(r.stdout)}
+    assert rows["production"]["version"] == v1 and rows["production"]["gate"] == "passed"
+
+    r = gk(mlflow_server, "rollback", **env)
+    assert r.returncode == 1 and "nothing moved" in r.stderr
+    assert aliases(client, name)["production"] == v1
+
+
+def test_gate_without_candidate_is_a_usage_error(mlflow_server, clone_model):
+    name, _ = clone_model("good")
+    r = gk(mlflow_server, "gate", MLFLOW_MODEL_NAME=name)
+    assert r.returncode == 2 and "no @candidate" in r.stderr
+
+
+def test_unreachable_mlflow_exits_2():
+    r = gk("http://127.0.0.1:9", "status", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    assert r.returncode == 2
+    assert r.stderr.startswith("gatekeeper: error:")
+
+
+def test_usage_error_exits_2():
+    r = gk("http://127.0.0.1:9", "promote", "--to", "nowhere")
+    assert r.returncode == 2

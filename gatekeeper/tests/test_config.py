@@ -1,0 +1,37 @@
+import pytest
+
+from gatekeeper.config import ConfigError, GateConfig
+
+
+def test_thresholds_from_environment():
+    cfg = GateConfig.from_env(
+        {
+            "GATE_MIN_ACCURACY": "0.99",
+            "GATE_MAX_P99_LATENCY_MS": "5",
+            "GATE_REGISTRY_URL": "http://registry:5000/",
+            "GATE_ACTOR": "ci",
+        }
+    )
+    assert cfg.thresholds.min_accuracy == 0.99
+    assert cfg.thresholds.max_p99_latency_ms == 5
+    assert cfg.registry_url == "http://registry:5000"
+    assert cfg.actor == "ci"
+
+
+def test_defaults_have_no_image_registry():
+    cfg = GateConfig.from_env({"USER": "alice"})
+    assert cfg.registry_url == ""
+    assert cfg.actor == "alice"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATE_MIN_ACCURACY": "high"}, "GATE_MIN_ACCURACY must be a number"),
+        ({"GATE_MIN_ACCURACY": "1.5"}, "between 0 and 1"),
+        ({"GATE_MAX_REGRESSION": "-0.1"}, "must not be negative"),
+    ],
+)
+def test_rejects_bad_thresholds(env, message):
+    with pytest.raises(ConfigError, match=message):
+        GateConfig.from_env(env)

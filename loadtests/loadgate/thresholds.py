@@ -1,0 +1,96 @@
+"""Pure evaluation of a load-test summary against thresholds (unit-tested at the boundaries)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LoadThresholds:
+    max_p95_ms: float = 200.0
+    max_p99_ms: float = 500.0
+    max_failure_ratio: float = 0.01
+    min_requests: int = 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LoadThresholds:
+        env = os.environ if env is None else env
+
+        def num(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            if value < 0:
+                raise ConfigError(f"{name} must not be negative")
+            return value
+
+        return cls(
+            max_p95_ms=num("LOAD_MAX_P95_MS", cls.max_p95_ms),
+            max_p99_ms=num("LOAD_MAX_P99_MS", cls.max_p99_ms),
+            max_failure_ratio=num("LOAD_MAX_FAILURE_RATIO", cls.max_failure_ratio),
+            min_requests=int(num("LOAD_MIN_REQUESTS", cls.min_requests)),
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rps: float
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+def violations(summary: Summary, t: LoadThresholds) -> list[str]:
+    """Every threshold the run broke, as sentences; empty means the gate passes."""
+    out = []
+    if summary.requests < t.min_requests:
+        out.append(f"only {summary.requests} requests were made (need {t.min_requests})")
+    if summary.p95_ms > t.max_p95_ms:
+        out.append(f"p95 {summary.p95_ms:.0f} ms > {t.max_p95_ms:.0f} ms")
+    if summary.p99_ms > t.max_p99_ms:
+        out.append(f"p99 {summary.p99_ms:.0f} ms > {t.max_p99_ms:.0f} ms")
+    if summary.failure_ratio > t.max_failure_ratio:
+        out.append(f"failure ratio {summary.failure_ratio:.4f} > {t.max_failure_ratio}")
+    return out
+
+
+def markdown(summary: Summary, t: LoadThresholds, broken: list[str]) -> str:
+    verdict = "PASSED" if not broken else "FAILED"
+    rows = [
+        ("p50 (ms)", f"{summary.p50_ms:.0f}", "-"),
+        ("p95 (ms)", f"{summary.p95_ms:.0f}", f"<= {t.max_p95_ms:.0f}"),
+        ("p99 (ms)", f"{summary.p99_ms:.0f}", f"<= {t.max_p99_ms:.0f}"),
+        ("requests/s", f"{summary.rps:.1f}", "-"),
+        ("requests", str(summary.requests), f">= {t.min_requests}"),
+        (
+            "failures",
+            f"{summary.failures} ({summary.failure_ratio:.2%})",
+            f"<= {t.max_failure_ratio:.2%}",
+        ),
+    ]
+    lines = [
+        f"### Latency gate: {verdict}",
+        "",
+        "| metric | value | threshold |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if broken:
+        lines += ["", *[f"- {b}" for b in broken]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,107 @@
+"""Load test for the model servers, and a latency gate on its result.
+
+    locust -f loadtests/locustfile.py --config loadtests/locust.conf --host http://127.0.0.1:8081
+
+Rows are generated from the feature names the server reports on /model, so the same file
+loads any dataset the lab trains. Thresholds (LOAD_MAX_P95_MS, LOAD_MAX_P99_MS,
+LOAD_MAX_FAILURE_RATIO) decide the exit code in the `quitting` listener, the documented
+way to make Locust a gate: https://docs.locust.io/en/stable/extending-locust.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import requests
+from locust import HttpUser, between, events, task
+
+from loadgate.thresholds import LoadThresholds, Summary, markdown, violations
+
+BATCH_ROWS = int(os.environ.get("LOAD_BATCH_ROWS", "32"))
+FEATURES: list[str] = []
+
+
+@events.test_start.add_listener
+def _discover_features(environment, **_kwargs):
+    """Ask the server which features its model takes (fails the run early if it has none)."""
+    host = environment.host.rstrip("/")
+    r = requests.get(f"{host}/model", timeout=10)
+    r.raise_for_status()
+    FEATURES[:] = r.json()["features"]
+
+
+def _row() -> dict[str, float]:
+    return {f: round(random.uniform(0.0, 8.0), 2) for f in FEATURES}
+
+
+class PredictUser(HttpUser):
+    wait_time = between(0.0, float(os.environ.get("LOAD_MAX_WAIT_S", "0.1")))
+
+    def _predict(self, rows: list[dict], name: str) -> None:
+        with self.client.post(
+            "/predict", json={"instances": rows}, name=name, catch_response=True
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {resp.text[:120]}")
+                return
+            try:
+                predictions = resp.json()["predictions"]
+            except (ValueError, KeyError):
+                resp.failure("response has no predictions")
+                return
+            if len(predictions) != len(rows):
+                resp.failure(f"{len(predictions)} predictions for {len(rows)} rows")
+
+    @task(8)
+    def predict_one(self) -> None:
+        self._predict([_row()], "/predict [1 row]")
+
+    @task(2)
+    def predict_batch(self) -> None:
+        self._predict([_row() for _ in range(BATCH_ROWS)], f"/predict [{BATCH_ROWS} rows]")
+
+    @task(1)
+    def model_info(self) -> None:
+        self.client.get("/model", name="/model")
+
+
+@events.quitting.add_listener
+def _latency_gate(environment, **_kwargs):
+    total = environment.stats.total
+    summary = Summary(
+        requests=total.num_requests,
+        failures=total.num_failures,
+        p50_ms=total.get_response_time_percentile(0.5) or 0.0,
+        p95_ms=total.get_response_time_percentile(0.95) or 0.0,
+        p99_ms=total.get_response_time_percentile(0.99) or 0.0,
+        rps=total.total_rps,
+    )
+    thresholds = LoadThresholds.from_env()
+    broken = violations(summary, thresholds)
+    report = markdown(summary, thresholds, broken)
+    out = os.environ.get("LOAD_REPORT_DIR")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "latency_gate.md").write_text(report)
+        (Path(out) / "latency_gate.json").write_text(
+            json.dumps(
+                {
+                    "passed": not broken,
+                    "violations": broken,
+                    **summary.__dict__,
+                    "failure_ratio": summary.failure_ratio,
+                    "thresholds": thresholds.__dict__,
+                },
+                indent=2,
+            )
+        )
+    print(report)
+    if broken:
+        print("latency gate FAILED: " + "; ".join(broken))
+        environment.process_exit_code = 1
+    else:
+        print("latency gate passed")
+        environment.process_exit_code = 0

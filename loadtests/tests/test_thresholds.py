@@ -1,0 +1,44 @@
+import pytest
+
+from loadgate.thresholds import ConfigError, LoadThresholds, Summary, markdown, violations
+
+T = LoadThresholds(max_p95_ms=100, max_p99_ms=200, max_failure_ratio=0.01, min_requests=10)
+
+
+def summary(**over):
+    base = dict(requests=1000, failures=0, p50_ms=5, p95_ms=50, p99_ms=80, rps=100.0)
+    base.update(over)
+    return Summary(**base)
+
+
+@pytest.mark.parametrize(
+    ("over", "broken"),
+    [
+        ({}, []),
+        ({"p95_ms": 100}, []),
+        ({"p95_ms": 101}, ["p95 101 ms > 100 ms"]),
+        ({"p99_ms": 200}, []),
+        ({"p99_ms": 201}, ["p99 201 ms > 200 ms"]),
+        ({"failures": 10}, []),  # exactly 1%
+        ({"failures": 11}, ["failure ratio 0.0110 > 0.01"]),
+        ({"requests": 9, "failures": 0}, ["only 9 requests were made (need 10)"]),
+    ],
+)
+def test_violations_at_the_boundaries(over, broken):
+    assert violations(summary(**over), T) == broken
+
+
+def test_no_requests_is_not_a_division_error():
+    assert summary(requests=0).failure_ratio == 0.0
+
+
+def test_from_env_and_errors():
+    t = LoadThresholds.from_env({"LOAD_MAX_P95_MS": "50", "LOAD_MAX_FAILURE_RATIO": "0"})
+    assert (t.max_p95_ms, t.max_failure_ratio, t.max_p99_ms) == (50, 0, 500)
+    with pytest.raises(ConfigError, match="LOAD_MAX_P99_MS"):
+        LoadThresholds.from_env({"LOAD_MAX_P99_MS": "fast"})
+
+
+def test_markdown_table_shows_the_verdict():
+    md = markdown(summary(p95_ms=150), T, violations(summary(p95_ms=150), T))
+    assert "FAILED" in md and "| p95 (ms) | 150 | <= 100 |" in md

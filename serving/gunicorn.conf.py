@@ -1,0 +1,44 @@
+"""gunicorn settings for CPU-bound prediction (see docs/serving.md for the measurements).
+
+Sync workers, one request at a time each, about one per CPU: predict is CPU-bound, so
+threads or async workers only add contention. Native thread pools are pinned to one
+thread per worker, before numpy is imported, so workers do not oversubscribe the cores.
+"""
+
+import os
+import shutil
+import tempfile
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+# Fail fast when MLflow is down: the poller retries on its own schedule.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# Shared metrics across workers; must be set before prometheus_client is imported.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="serving-metrics-"))
+
+# Inside a container the published port decides exposure (127.0.0.1 on the host).
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")
+workers = int(os.environ.get("GUNICORN_WORKERS", str(max(2, os.cpu_count() or 1))))
+worker_class = "sync"
+threads = 1
+# Covers the first model load, which happens before a worker accepts connections.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 20
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def on_starting(server):
+    """Start each server with empty metrics: stale files would resurrect dead workers."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

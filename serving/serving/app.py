@@ -1,0 +1,126 @@
+"""Flask application factory for the model server.
+
+    gunicorn -c serving/gunicorn.conf.py 'serving.app:create_app()'
+
+Every error, including an unexpected one, is answered with a JSON body naming the problem;
+request bodies that do not fit the model's signature get a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from serving import metrics
+from serving.config import ServingConfig
+from serving.model import ModelHolder
+from serving.validation import RequestError, parse
+
+log = logging.getLogger("serving")
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(error=message, status=status), status
+
+
+def create_app(config: ServingConfig | None = None, holder: ModelHolder | None = None) -> Flask:
+    """Build the app. Without a holder, one is created and starts polling the registry."""
+    cfg = config or ServingConfig.from_env()
+    if holder is None:
+        holder = ModelHolder(cfg)
+        # Load before this worker accepts its first connection: with several gunicorn
+        # workers, one that answered /ready must not leave another answering 503.
+        # If MLflow is down this returns at once and the poller keeps trying.
+        holder.refresh()
+        holder.start()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["model_holder"] = holder
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.t0 = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.endpoint or "unknown"
+        metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        t0 = g.get("t0")
+        if t0 is not None:
+            metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - t0)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if exc.code == 413:
+            return _error(413, f"request body exceeds {cfg.max_body_bytes} bytes")
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s", request.path)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    @app.get("/health")
+    def health():
+        return jsonify(status="ok")
+
+    def _registry_state() -> dict:
+        return {
+            "mlflow_reachable": holder.mlflow_reachable,
+            "last_check": holder.last_check,
+            "last_error": holder.last_error,
+        }
+
+    @app.get("/ready")
+    def ready():
+        model = holder.current
+        if model is None:
+            body = {"ready": False, "reason": "model not loaded yet", **_registry_state()}
+            return jsonify(body), 503
+        return jsonify(ready=True, version=model.version, **_registry_state())
+
+    @app.get("/model")
+    def model_info():
+        model = holder.current
+        if model is None:
+            body = {
+                "name": cfg.model_name,
+                "alias": cfg.alias,
+                "version": None,
+                **_registry_state(),
+            }
+            return jsonify(body), 503
+        return jsonify({**model.describe(), **_registry_state()})
+
+    @app.post("/predict")
+    def predict():
+        model = holder.current  # one read: this request uses this model throughout
+        if model is None:
+            return _error(503, f"no model loaded for @{cfg.alias} yet")
+        if not request.is_json:
+            return _error(415, "Content-Type must be application/json")
+        try:
+            payload = request.get_json()
+        except BadRequest:
+            return _error(400, "body is not valid JSON")
+        try:
+            rows = parse(payload, model.features, model.types, cfg.max_batch_rows)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        predictions = model.predict(rows)
+        metrics.PREDICTED_ROWS.inc(len(predictions))
+        return jsonify(predictions=predictions, model_version=model.version, alias=model.alias)
+
+    @app.get("/metrics")
+    def prometheus():
+        model = holder.current
+        metrics.MODEL_VERSION.labels(cfg.alias).set(int(model.version) if model else 0)
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+    return app

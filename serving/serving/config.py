@@ -1,0 +1,56 @@
+"""Serving configuration, read from the environment (no side effects at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the variable."""
+
+
+def _positive(env: Mapping[str, str], name: str, default, kind=int):
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    tracking_uri: str = "http://127.0.0.1:5050"
+    model_name: str = "lab-classifier"
+    alias: str = "production"
+    poll_interval_s: float = 10.0
+    max_body_bytes: int = 1_048_576
+    max_batch_rows: int = 1000
+    # Predict with the native scikit-learn model on numpy arrays when the flavor allows it;
+    # off means always go through mlflow.pyfunc (pandas), as `mlflow models serve` does.
+    fast_path: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
+        env = os.environ if env is None else env
+        alias = env.get("SERVING_MODEL_ALIAS", cls.alias).strip()
+        if not alias or not alias.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"SERVING_MODEL_ALIAS must be an alias name, got {alias!r}")
+        fast = env.get("SERVING_FAST_PATH", "1").strip().lower()
+        if fast not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"SERVING_FAST_PATH must be 1 or 0, got {fast!r}")
+        return cls(
+            tracking_uri=env.get("MLFLOW_TRACKING_URI", cls.tracking_uri),
+            model_name=env.get("MLFLOW_MODEL_NAME", cls.model_name),
+            alias=alias,
+            poll_interval_s=_positive(env, "SERVING_POLL_INTERVAL_S", cls.poll_interval_s, float),
+            max_body_bytes=_positive(env, "SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch_rows=_positive(env, "SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),
+            fast_path=fast in ("1", "true", "yes"),
+        )

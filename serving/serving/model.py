@@ -1,0 +1,238 @@
+"""Load the model behind an alias, and keep it current without a restart.
+
+A background thread polls the alias; when it points to a new version, the new model is
+loaded completely and only then swapped in with one reference assignment, so requests in
+flight finish on the old model and none fails during the switch. If MLflow cannot be
+reached, the server keeps the model it has and reports that on /ready and /model.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from serving.config import ServingConfig
+from serving.validation import NUMERIC_TYPES
+
+log = logging.getLogger("serving.model")
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served (missing alias, unsupported schema...)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    git_sha: str
+    loaded_at: str
+    features: tuple[str, ...]
+    types: tuple[str, ...]
+    path: str  # "sklearn-native" (fast path) or "pyfunc"
+    predict: Callable[[np.ndarray], list]
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "git_sha": self.git_sha,
+            "loaded_at": self.loaded_at,
+            "predict_path": self.path,
+            "features": list(self.features),
+        }
+
+
+def _strip_feature_names(estimator) -> None:
+    """Let a model fitted on a DataFrame take numpy rows without a per-call warning.
+
+    The fast path builds arrays in the signature's column order (checked against
+    `feature_names_in_` before this is called), so the names carry no information.
+    """
+    if "feature_names_in_" in vars(estimator):  # a Pipeline only forwards its first step's
+        del estimator.feature_names_in_
+    for _, step in getattr(estimator, "steps", []):
+        _strip_feature_names(step)
+
+
+def _as_list(output) -> list:
+    if hasattr(output, "to_numpy"):
+        output = output.to_numpy()
+    return np.asarray(output).tolist()
+
+
+def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str, ...]):
+    """Return (native_predict or None, pyfunc_predict) for a downloaded MLflow model."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import Model
+
+    meta = Model.load(local_dir)
+    pyfunc_model = mlflow.pyfunc.load_model(local_dir)
+    dtypes = {f: NUMERIC_TYPES[t] for f, t in zip(features, types, strict=True)}
+
+    def pyfunc_predict(array: np.ndarray) -> list:
+        frame = pd.DataFrame(array, columns=list(features)).astype(dtypes)
+        return _as_list(pyfunc_model.predict(frame))
+
+    native = None
+    if "sklearn" in meta.flavors:
+        import mlflow.sklearn
+
+        try:
+            estimator = mlflow.sklearn.load_model(local_dir)
+            fitted = getattr(estimator, "feature_names_in_", None)
+            if fitted is None or tuple(str(c) for c in fitted) == features:
+                _strip_feature_names(estimator)
+                sk_predict = estimator.predict
+
+                def native(array: np.ndarray) -> list:
+                    return sk_predict(array).tolist()
+        except Exception as exc:  # the pyfunc path still serves it, only slower
+            log.warning("no native fast path for this model (%s); using pyfunc", exc)
+
+    return native, pyfunc_predict
+
+
+def load(cfg: ServingConfig, client) -> LoadedModel:
+    """Resolve `models:/NAME@ALIAS` to a version and load it, ready to predict."""
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    mv = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+    version = str(mv.version)
+    with tempfile.TemporaryDirectory(prefix="serving-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{cfg.model_name}/{version}", dst_path=tmp
+        )
+        signature = Model.load(local).signature
+        if signature is None or signature.inputs is None:
+            raise ModelLoadError(f"version {version} has no input signature to validate against")
+        spec = signature.inputs.to_dict()
+        features = tuple(str(s.get("name")) for s in spec)
+        types = tuple(str(s.get("type")) for s in spec)
+        unsupported = sorted({t for t in types if t not in NUMERIC_TYPES})
+        if unsupported or any(f == "None" for f in features):
+            raise ModelLoadError(
+                f"version {version}: only named numeric columns can be served, got {unsupported}"
+            )
+        native, pyfunc_predict = build_predictors(local, features, types)
+    use_native = cfg.fast_path and native is not None
+    return LoadedModel(
+        name=cfg.model_name,
+        version=version,
+        alias=cfg.alias,
+        run_id=mv.run_id or "",
+        git_sha=(mv.tags or {}).get("git_sha", "unknown"),
+        loaded_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        features=features,
+        types=types,
+        path="sklearn-native" if use_native else "pyfunc",
+        predict=native if use_native else pyfunc_predict,
+    )
+
+
+class ModelHolder:
+    """Holds the current model and refreshes it from the registry in the background."""
+
+    def __init__(self, cfg: ServingConfig, client=None, loader=load) -> None:
+        self.cfg = cfg
+        self._client = client
+        self._loader = loader
+        self.current: LoadedModel | None = None
+        self.mlflow_reachable: bool | None = None
+        self.last_error: str | None = None
+        self.last_check: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.cfg.tracking_uri)
+        return self._client
+
+    def refresh(self) -> bool:
+        """Check the alias once; load and swap in a new version. Returns True on a swap."""
+        self.last_check = datetime.now(UTC).replace(microsecond=0).isoformat()
+        try:
+            mv = self.client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
+            self.mlflow_reachable = True
+            current = self.current
+            if current is not None and str(mv.version) == current.version:
+                self.last_error = None
+                return False
+            loaded = self._loader(self.cfg, self.client)
+        except Exception as exc:
+            reachable = not _is_connection_error(exc)
+            self.mlflow_reachable = reachable
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning(
+                "model refresh failed (%s); keeping version %s",
+                self.last_error,
+                self.current.version if self.current else "none",
+            )
+            return False
+        previous = self.current
+        self.current = loaded  # one reference assignment: requests see old or new, never half
+        self.last_error = None
+        log.warning(
+            "serving %s@%s version %s (was %s, %s path)",
+            loaded.name,
+            loaded.alias,
+            loaded.version,
+            previous.version if previous else "none",
+            loaded.path,
+        )
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            # Retry quickly until a model is loaded, then poll at the configured interval.
+            wait = self.cfg.poll_interval_s if self.current else min(2.0, self.cfg.poll_interval_s)
+            self._stop.wait(wait)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wait_loaded(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.current is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.current is not None
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(
+        s in text
+        for s in (
+            "ConnectionError",
+            "Connection refused",
+            "Max retries",
+            "Failed to establish",
+            "NameResolution",
+            "timed out",
+        )
+    )

@@ -1,0 +1,136 @@
+"""The model server under a real gunicorn, against a real MLflow server (integration)."""
+
+import threading
+import time
+
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from testsupport import start_mlflow, stop, wait_http
+
+pytestmark = pytest.mark.integration
+
+ROW = {
+    "sepal length (cm)": 5.1,
+    "sepal width (cm)": 3.5,
+    "petal length (cm)": 1.4,
+    "petal width (cm)": 0.2,
+}
+
+
+@pytest.fixture(scope="module")
+def served(mlflow_server, clone_model, start_gunicorn):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (v1, v2) = clone_model("good", "noisy")
+    client.set_registered_model_alias(name, "staging", v1)
+    url = start_gunicorn(mlflow_server, name, "staging", SERVING_POLL_INTERVAL_S="0.5")
+    return client, name, v1, v2, url
+
+
+def test_predicts_and_describes_its_model(served):
+    _, name, v1, _, url = served
+    r = requests.post(f"{url}/predict", json={"instances": [ROW, list(ROW.values())]}, timeout=10)
+    assert r.status_code == 200
+    assert r.json()["predictions"] == [0, 0] and r.json()["model_version"] == v1
+    info = requests.get(f"{url}/model", timeout=10).json()
+    assert (info["name"], info["version"], info["alias"]) == (name, v1, "staging")
+    assert info["git_sha"] == "sha0" and info["predict_path"] == "sklearn-native"
+    metrics = requests.get(f"{url}/metrics", timeout=10).text
+    assert 'serving_requests_total{endpoint="predict",status="200"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": "{nope", "headers": {"Content-Type": "application/json"}}, 400),
+        ({"data": "x", "headers": {"Content-Type": "text/plain"}}, 415),
+        ({"json": {"instances": [{"sepal length (cm)": 1}]}}, 422),
+        ({"json": {"instances": [[1, 2, 3, "x"]]}}, 422),
+        (
+            {
+                "data": '{"instances": [[1, 2, 3, NaN]]}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            422,
+        ),
+        ({"json": {"instances": []}}, 400),
+        ({"json": {"instances": [[1, 2, 3, 4]] * 1001}}, 413),
+        (
+            {"data": "[" + "1," * 600_000 + "1]", "headers": {"Content-Type": "application/json"}},
+            413,
+        ),
+    ],
+)
+def test_bad_input_gets_4xx_json_from_gunicorn(served, kwargs, status):
+    url = served[-1]
+    r = requests.post(f"{url}/predict", timeout=10, **kwargs)
+    assert r.status_code == status
+    assert r.json()["status"] == status and r.json()["error"]
+
+
+def test_alias_move_switches_version_with_zero_failed_requests(
+    mlflow_server, clone_model, start_gunicorn
+):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (v1, v2) = clone_model("good", "noisy")
+    client.set_registered_model_alias(name, "staging", v1)
+    url = start_gunicorn(mlflow_server, name, "staging", SERVING_POLL_INTERVAL_S="0.5")
+    seen, failures, stop_flag = [], [], threading.Event()
+
+    def hammer():
+        with requests.Session() as s:
+            while not stop_flag.is_set():
+                try:
+                    r = s.post(f"{url}/predict", json={"instances": [ROW]}, timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                    else:
+                        seen.append(r.json()["model_version"])
+                except requests.RequestException as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        client.set_registered_model_alias(name, "staging", v2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and seen[-20:].count(v2) < 20:
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        stop_flag.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert seen[0] == v1 and seen[-1] == v2
+    assert len(seen) > 50
+    assert requests.get(f"{url}/model", timeout=10).json()["version"] == v2
+
+
+def test_keeps_serving_when_mlflow_goes_away(mlflow_dir, clone_model, start_gunicorn, tmp_path):
+    """A second MLflow server on the same store, stopped under the serving process."""
+    from testsupport import free_port
+
+    port = free_port()
+    proc = start_mlflow(mlflow_dir, port)
+    tracking = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{tracking}/health", 120, proc)
+        name, (v1,) = clone_model("good")
+        MlflowClient(tracking_uri=tracking).set_registered_model_alias(name, "production", v1)
+        url = start_gunicorn(tracking, name, "production", SERVING_POLL_INTERVAL_S="0.3")
+    finally:
+        stop(proc)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready = requests.get(f"{url}/ready", timeout=10)
+        if ready.json()["mlflow_reachable"] is False:
+            break
+        time.sleep(0.3)
+    assert ready.status_code == 200 and ready.json()["mlflow_reachable"] is False
+    assert requests.get(f"{url}/model", timeout=10).json()["last_error"]
+    r = requests.post(f"{url}/predict", json={"instance": ROW}, timeout=10)
+    assert r.status_code == 200 and r.json()["model_version"] == v1

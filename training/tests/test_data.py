@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from trainer import data
+from trainer.data import DataValidationError
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer", "digits"])
+def test_shipped_datasets_validate(name):
+    data.validate(data.load(name))
+
+
+def _iris():
+    return data.load("iris")
+
+
+def _replace(ds, X=None, y=None):
+    return data.Dataset(
+        ds.name, ds.X if X is None else X, ds.y if y is None else y, ds.target_names
+    )
+
+
+def test_missing_values_are_rejected_with_counts():
+    ds = _iris()
+    X = ds.X.copy()
+    X.iloc[3, 1] = np.nan
+    with pytest.raises(DataValidationError, match=r"1 missing values \(sepal width \(cm\)=1\)"):
+        data.validate(_replace(ds, X=X))
+
+
+def test_wrong_column_count_is_rejected():
+    ds = _iris()
+    with pytest.raises(DataValidationError, match="expected 4 feature columns, found 3"):
+        data.validate(_replace(ds, X=ds.X.iloc[:, :3]))
+
+
+def test_out_of_range_values_are_rejected():
+    ds = _iris()
+    X = ds.X.copy()
+    X.iloc[0, 2] = -1.0
+    with pytest.raises(DataValidationError, match=r"outside \[0.0, 10.0\].*petal length"):
+        data.validate(_replace(ds, X=X))
+
+
+def test_non_numeric_column_is_rejected():
+    ds = _iris()
+    X = ds.X.astype({"sepal length (cm)": "object"})
+    X.iloc[0, 0] = "five"
+    with pytest.raises(DataValidationError, match="non-numeric"):
+        data.validate(_replace(ds, X=X))
+
+
+def test_class_imbalance_is_rejected():
+    ds = _iris()
+    keep = (ds.y != 2) | (np.arange(len(ds.y)) % 10 == 0)  # 5 rows of class 2 remain
+    with pytest.raises(DataValidationError, match=r"class imbalance.*virginica"):
+        data.validate(
+            _replace(ds, X=ds.X[keep].reset_index(drop=True), y=ds.y[keep].reset_index(drop=True))
+        )
+
+
+def test_unexpected_labels_are_rejected():
+    ds = _iris()
+    y = ds.y.copy()
+    y.iloc[0] = 7
+    with pytest.raises(DataValidationError, match="unexpected labels"):
+        data.validate(_replace(ds, y=y))
+
+
+def test_label_noise_flips_the_requested_share_deterministically():
+    ds = _iris()
+    a = data.degrade(ds, label_noise=0.4, null_fraction=0, seed=1)
+    b = data.degrade(ds, label_noise=0.4, null_fraction=0, seed=1)
+    flipped = (a.y != ds.y).mean()
+    assert 0.3 < flipped < 0.5
+    assert (a.y == b.y).all()
+    data.validate(a)  # noisy labels are still valid labels: the gate must catch them
+
+
+def test_null_fraction_makes_validation_fail():
+    ds = data.degrade(_iris(), label_noise=0, null_fraction=0.05, seed=1)
+    with pytest.raises(DataValidationError, match="missing values"):
+        data.validate(ds)
+
+
+def test_no_degradation_returns_the_same_data():
+    ds = _iris()
+    assert data.degrade(ds, label_noise=0, null_fraction=0, seed=1) is ds
+
+
+def test_fingerprint_is_stable_and_sensitive():
+    ds = _iris()
+    assert data.fingerprint(ds) == data.fingerprint(data.load("iris"))
+    noisy = data.degrade(ds, label_noise=0.1, null_fraction=0, seed=1)
+    assert data.fingerprint(noisy) != data.fingerprint(ds)
+    assert len(data.fingerprint(ds)) == 16

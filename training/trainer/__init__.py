@@ -1,0 +1,1 @@
+"""Training job: validate a dataset, train a small grid, register the best as `candidate`."""
