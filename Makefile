@@ -9,11 +9,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint format unit integration test lock
+LAB := bash scripts/lab.sh
 
-help: ## List the targets
-	@echo "mlops-lab: make up (start the lab), make test (run the tests)"
-	@echo
+.PHONY: help venv lint format unit integration test lock \
+	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls
+
+help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: constraints.txt requirements-dev.in training/requirements.in gatekeeper/requirements.in serving/requirements.in loadtests/requirements.in services/mlflow/requirements.in
@@ -44,3 +45,56 @@ test: lint ## Lint, unit and integration tests (creates the venv on first use)
 
 lock: ## Re-resolve every lock file (constraints.txt, */requirements.txt)
 	PYTHON=$(PYTHON) scripts/lock.sh
+
+# ---- the lab (LAB_MODE=auto|docker|local; see README) ----------------------------------
+
+up: ## Start the lab (builds, starts, bootstraps a production model on first run)
+	@$(LAB) up
+
+down: ## Stop the lab, keep every run, model and image
+	@$(LAB) down
+
+restart: ## down, then up
+	@$(LAB) restart
+
+ps: ## Show the lab's services
+	@$(LAB) ps
+
+logs: ## Show recent logs (SERVICE=mlflow for one service)
+	@$(LAB) logs
+
+doctor: ## Check Docker, Compose, ports, memory and disk
+	@$(LAB) doctor
+
+build: ## Build the images and push them to the local registry, tagged by git sha
+	@$(LAB) build
+
+train: ## Train a new candidate (TRAIN_DATASET=, LABEL_NOISE=, TRAIN_SEED=)
+	@$(LAB) train
+
+gate: ## Run the quality gate on @candidate (exit 1 stops the line)
+	@$(LAB) gate
+
+promote: ## Promote: TO=staging (candidate->staging) or TO=production (staging->production)
+	@$(LAB) promote
+
+rollback: ## Point @production back at the previous production version
+	@$(LAB) rollback
+
+status: ## Show which version each alias points to
+	@$(LAB) status
+
+smoke: ## Smoke-test a model server (ALIAS=staging|production)
+	@$(LAB) smoke
+
+load: ## Locust latency gate against staging (LOAD_ALIAS=production for the other)
+	@$(LAB) load
+
+urls: ## Print the lab's URLs
+	@$(LAB) urls
+
+e2e: venv ## End-to-end tests against the running lab (make up first)
+	@$(LAB) e2e
+
+clean: ## Delete the lab's data (asks first; FORCE=1 skips the question)
+	@$(LAB) clean

@@ -25,8 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--to", required=True, choices=["staging", "production"])
     pr.add_argument("--version", help="model version to promote (default: the source alias)")
     sub.add_parser("rollback", help="point @production back at the version it replaced")
+    sm = sub.add_parser("smoke", help="check a model server serves the version behind its alias")
+    sm.add_argument("--url", required=True, help="base URL of the model server")
+    sm.add_argument("--alias", required=True, help="the alias it should be serving")
+    sm.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it")
     st = sub.add_parser("status", help="which version each alias points to")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--version-of", metavar="ALIAS", help="print only this alias's version")
     return p
 
 
@@ -88,7 +93,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"gatekeeper: {name}@production rolled back from version {rolled_back} "
                 f"to version {restored}"
             )
+        elif args.command == "smoke":
+            from gatekeeper.smoke import SmokeFailed, smoke
+
+            expected = lifecycle.alias_version(client, name, args.alias)
+            try:
+                print("gatekeeper: smoke ok: " + smoke(args.url, expected, args.timeout))
+            except SmokeFailed as exc:
+                print(f"gatekeeper: smoke FAILED: {exc}", file=sys.stderr)
+                return EXIT_FAILED
         elif args.command == "status":
+            if args.version_of:
+                print(lifecycle.alias_version(client, name, args.version_of) or "")
+                return EXIT_OK
             rows = lifecycle.status(client, cfg)
             if args.json:
                 print(json.dumps(rows, indent=2))

@@ -97,3 +97,26 @@ def test_unreachable_mlflow_exits_2():
 def test_usage_error_exits_2():
     r = gk("http://127.0.0.1:9", "promote", "--to", "nowhere")
     assert r.returncode == 2
+
+
+def test_smoke_checks_the_served_version(mlflow_server, clone_model, start_gunicorn):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (v1, v2) = clone_model("good", "good")
+    client.set_registered_model_alias(name, "staging", v1)
+    url = start_gunicorn(mlflow_server, name, "staging", SERVING_POLL_INTERVAL_S="60")
+    r = gk(mlflow_server, "smoke", "--url", url, "--alias", "staging", MLFLOW_MODEL_NAME=name)
+    assert r.returncode == 0, r.stderr
+    assert f"version {v1}" in r.stdout
+    client.set_registered_model_alias(name, "staging", v2)  # the server will not notice in time
+    r = gk(
+        mlflow_server,
+        "smoke",
+        "--url",
+        url,
+        "--alias",
+        "staging",
+        "--timeout",
+        "2",
+        MLFLOW_MODEL_NAME=name,
+    )
+    assert r.returncode == 1 and f"expected '{v2}'" in r.stderr

@@ -1,0 +1,46 @@
+"""Smoke test of a model server before the line moves on: is it serving what it should?"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+
+class SmokeFailed(RuntimeError):
+    pass
+
+
+def smoke(url: str, expected_version: str | None, timeout_s: float = 120.0) -> str:
+    """Check a server answers /predict with the expected model version; return a summary.
+
+    Waits up to `timeout_s` for the server to load `expected_version` (servers poll the
+    registry, so a fresh promotion takes one poll interval to show).
+    """
+    url = url.rstrip("/")
+    deadline = time.monotonic() + timeout_s
+    info: dict = {}
+    while True:
+        try:
+            r = requests.get(f"{url}/model", timeout=5)
+            info = (
+                r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {}
+            )
+            if r.status_code == 200 and (expected_version in (None, info.get("version"))):
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise SmokeFailed(
+                f"{url} serves version {info.get('version')!r}, expected {expected_version!r}"
+            )
+        time.sleep(1)
+    features = info["features"]
+    rows = [dict.fromkeys(features, 1.0), dict.fromkeys(features, 2.0)]
+    r = requests.post(f"{url}/predict", json={"instances": rows}, timeout=10)
+    if r.status_code != 200 or len(r.json().get("predictions", [])) != 2:
+        raise SmokeFailed(f"POST /predict -> HTTP {r.status_code}: {r.text[:200]}")
+    bad = requests.post(f"{url}/predict", json={"instances": [{"nope": 1}]}, timeout=10)
+    if bad.status_code != 422:
+        raise SmokeFailed(f"bad input -> HTTP {bad.status_code}, expected 422")
+    return f"{url} serves {info['name']} version {info['version']} ({info['predict_path']})"

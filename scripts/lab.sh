@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# The lab's verbs, called by the Makefile: `scripts/lab.sh up|down|train|gate|...`.
+#
+# Two modes run the same pipeline on the same ports:
+#   docker  Compose stack: Postgres, S3 store, MLflow, registry, serving containers.
+#   local   local processes in the lab's venv, on SQLite and a local artifact folder
+#           (scripts/local.sh), for machines where no Docker engine answers.
+# LAB_MODE=auto (default) picks docker when an engine answers, local otherwise.
+#
+# Settings come from the environment first, then from .env (generated on first `up`).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+log() { printf '\033[1m[lab]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[lab] error:\033[0m %s\n' "$*" >&2; exit 2; }
+
+# Load .env without overriding what the environment already says (Compose's precedence).
+load_env() {
+  [ -f .env ] || return 0
+  local line key value
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    key=${line%%=*}
+    value=${line#*=}
+    if [ -z "${!key+x}" ]; then export "$key=$value"; fi
+  done < .env
+}
+
+random_secret() {
+  # 40 hex characters: safe in URLs, YAML and shell without quoting.
+  if command -v openssl >/dev/null 2>&1; then
+    openssl rand -hex 20
+  else
+    od -An -N20 -tx1 /dev/urandom | tr -d ' \n'
+  fi
+}
+
+ensure_env() {
+  if [ -f .env ]; then return 0; fi
+  log "creating .env with freshly generated secrets (it is git-ignored; keep it)"
+  umask 077
+  sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(random_secret)/" \
+      -e "s/^S3_ACCESS_KEY=.*/S3_ACCESS_KEY=lab$(random_secret | cut -c1-17)/" \
+      -e "s/^S3_SECRET_KEY=.*/S3_SECRET_KEY=$(random_secret)/" \
+      -e "s/^S3_BACKEND=.*/S3_BACKEND=${S3_BACKEND:-minio}/" \
+      .env.example > .env
+  umask 022
+}
+
+git_sha() {
+  local sha
+  sha=$(git rev-parse --short=12 HEAD 2>/dev/null) || { echo dev; return; }
+  # Uncommitted changes get their own tag, so they never overwrite a commit's images.
+  if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then sha="$sha-dirty"; fi
+  echo "$sha"
+}
+
+docker_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+resolve_mode() {
+  case "${LAB_MODE:-auto}" in
+    docker)
+      docker_answers || die "LAB_MODE=docker but no Docker engine answers (is Docker running? try: docker info)"
+      echo docker ;;
+    local) echo local ;;
+    auto)
+      if [ -f .lab/mode ]; then cat .lab/mode; return; fi  # keep talking to what `up` started
+      if docker_answers; then echo docker; else echo local; fi ;;
+    *) die "LAB_MODE must be auto, docker or local (got '${LAB_MODE}')" ;;
+  esac
+}
+
+# ------------------------------------------------------------------ settings
+load_env
+export GIT_SHA=${GIT_SHA:-$(git_sha)}
+export S3_BACKEND=${S3_BACKEND:-minio}
+export LAB_BIND=${LAB_BIND:-127.0.0.1}
+export MLFLOW_PORT=${MLFLOW_PORT:-5050} REGISTRY_PORT=${REGISTRY_PORT:-5100}
+export STAGING_PORT=${STAGING_PORT:-8081} PRODUCTION_PORT=${PRODUCTION_PORT:-8082}
+export S3_PORT=${S3_PORT:-9000} S3_CONSOLE_PORT=${S3_CONSOLE_PORT:-9001}
+export LAB_REGISTRY=${LAB_REGISTRY:-127.0.0.1:$REGISTRY_PORT}
+export MLFLOW_MODEL_NAME=${MLFLOW_MODEL_NAME:-lab-classifier}
+case "$S3_BACKEND" in minio|seaweedfs) ;; *) die "S3_BACKEND must be minio or seaweedfs (got '$S3_BACKEND')" ;; esac
+
+compose() {
+  docker compose --project-directory "$ROOT" -f "$ROOT/compose/compose.yaml" \
+    --profile "$S3_BACKEND" "$@"
+}
+
+# Jobs that write reports run as the invoking user so the files are theirs; as root
+# (CI), as the images' own non-root user, which is given the folder.
+run_as() {
+  if [ "$(id -u)" = 0 ]; then echo "10001:10001"; else echo "$(id -u):$(id -g)"; fi
+}
+
+prepare_reports() {
+  mkdir -p reports/gate reports/load
+  if [ "$(id -u)" = 0 ]; then chown 10001:10001 reports/gate reports/load; fi
+}
+
+gatekeeper() { compose run --rm --no-TTY --user "$(run_as)" gatekeeper "$@"; }
+
+# -------------------------------------------------------------- docker mode
+doctor() {
+  local ok=1 problems=()
+  command -v docker >/dev/null 2>&1 || problems+=("the docker CLI is not installed: https://docs.docker.com/get-docker/ (or run the lab without Docker: make up LAB_MODE=local)")
+  if [ ${#problems[@]} -eq 0 ] && ! docker info >/dev/null 2>&1; then
+    problems+=("no Docker engine answers: start Docker Desktop / 'sudo systemctl start docker', or check 'docker info' (or use LAB_MODE=local)")
+  fi
+  if [ ${#problems[@]} -eq 0 ]; then
+    local v
+    v=$(docker compose version --short 2>/dev/null | sed 's/^v//') || v=""
+    if [ -z "$v" ]; then
+      problems+=("Docker Compose v2 is missing ('docker compose'); the old 'docker-compose' v1 is not supported")
+    else
+      local major minor
+      major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
+      if [ "$major" -lt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -lt 20 ]; }; then
+        problems+=("Docker Compose $v is too old: 2.20 or newer is needed")
+      fi
+    fi
+    local mem
+    mem=$(docker info --format '{{.MemTotal}}' 2>/dev/null || echo 0)
+    if [ "${mem:-0}" -gt 0 ] && [ "$mem" -lt 3500000000 ]; then
+      problems+=("Docker has $((mem / 1048576)) MiB of memory; give it at least 4 GiB (Docker Desktop: Settings > Resources)")
+    fi
+  fi
+  local free_kb
+  free_kb=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
+  if [ "${free_kb:-0}" -lt 5000000 ]; then
+    problems+=("only $((free_kb / 1024)) MiB free on disk; the images and data need about 5 GiB")
+  fi
+  # A port already taken by something other than this lab.
+  local running=""
+  if [ ${#problems[@]} -eq 0 ]; then running=$(compose ps -q 2>/dev/null || true); fi
+  if [ -z "$running" ]; then
+    local port name
+    for name in MLFLOW_PORT REGISTRY_PORT STAGING_PORT PRODUCTION_PORT S3_PORT S3_CONSOLE_PORT; do
+      port=${!name}
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        problems+=("port $port ($name) is already in use: stop what uses it or set $name=<free port> in .env")
+      fi
+    done
+  fi
+  if [ ${#problems[@]} -gt 0 ]; then
+    for p in "${problems[@]}"; do printf '  \033[31m✗\033[0m %s\n' "$p" >&2; done
+    return 1
+  fi
+  printf '  \033[32m✓\033[0m docker %s, compose %s, ports free, disk ok\n' \
+    "$(docker version --format '{{.Server.Version}}' 2>/dev/null)" "$(docker compose version --short)" >&2
+  [ "$ok" = 1 ]
+}
+
+build_images() {
+  log "building images for $GIT_SHA"
+  DOCKER_BUILDKIT=1 compose --profile build --profile jobs --profile load build \
+    mlflow serving-image training gatekeeper locust
+  log "pushing them to the local registry ($LAB_REGISTRY)"
+  compose --profile build --profile jobs --profile load push --quiet \
+    mlflow serving-image training gatekeeper locust
+}
+
+production_version() {
+  gatekeeper status --version-of production | tr -d '\r' 
+}
+
+# Bring a serving container onto the image its tag now names (pulls from the local
+# registry; Compose recreates the container only if the image changed).
+roll_serving() {
+  local alias=$1
+  compose pull --quiet "serving-$alias"
+  compose up -d --wait "serving-$alias"
+}
+
+smoke() {
+  local alias=$1
+  gatekeeper smoke --url "http://serving-$alias:8080" --alias "$alias"
+}
+
+bootstrap() {
+  log "no production model yet: running the bootstrap pipeline (train → gate → staging → smoke → production)"
+  compose run --rm --no-TTY training
+  prepare_reports
+  gatekeeper gate
+  gatekeeper promote --to staging
+  roll_serving staging
+  smoke staging
+  gatekeeper promote --to production
+  roll_serving production
+  smoke production
+}
+
+print_urls() {
+  local s3_line
+  if [ "$S3_BACKEND" = minio ]; then
+    s3_line="  S3 console (MinIO)  http://$LAB_BIND:$S3_CONSOLE_PORT   (user/password: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
+  else
+    s3_line="  S3 API (SeaweedFS)  http://$LAB_BIND:$S3_PORT            (keys: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
+  fi
+  cat <<EOF
+
+  mlops-lab is up ($1 mode)
+  MLflow UI           http://$LAB_BIND:$MLFLOW_PORT            experiments, runs, models
+$( [ "$1" = docker ] && echo "$s3_line" )
+$( [ "$1" = docker ] && echo "  Image registry      http://$LAB_BIND:$REGISTRY_PORT/v2/_catalog  serving images by git sha, :staging, :production" )
+  Staging server      http://$LAB_BIND:$STAGING_PORT/model      model @staging   (POST /predict)
+  Production server   http://$LAB_BIND:$PRODUCTION_PORT/model      model @production (POST /predict)
+
+  Try:  curl -s -H 'Content-Type: application/json' \\
+          -d '{"instances": [[5.1, 3.5, 1.4, 0.2]]}' http://$LAB_BIND:$PRODUCTION_PORT/predict
+  Next: make status | make train | make gate | make promote TO=staging | make load | make help
+EOF
+}
+
+docker_up() {
+  log "docker mode: preflight"
+  doctor || die "fix the problems above, then run make up again"
+  ensure_env
+  load_env
+  prepare_reports
+  compose up -d --wait registry
+  build_images
+  log "starting Postgres, the S3 store ($S3_BACKEND) and MLflow"
+  compose up -d --wait mlflow
+  if [ -z "$(production_version)" ]; then
+    bootstrap
+  else
+    log "production model found: starting the model servers"
+    compose pull --quiet serving-staging serving-production
+    compose up -d --wait serving-staging serving-production
+  fi
+  mkdir -p .lab && echo docker > .lab/mode
+  print_urls docker
+}
+
+# ------------------------------------------------------------------ dispatch
+cmd=${1:-help}
+shift || true
+mode=$(resolve_mode)
+if [ "$cmd" = e2e ]; then
+  # One suite for both modes: it talks HTTP to the URLs the lab prints.
+  [ -x .venv/bin/pytest ] || die "run make venv first"
+  export LAB_ACTIVE_MODE=$mode
+  exec .venv/bin/pytest -m e2e tests/e2e -p no:cacheprovider ${PYTEST_ARGS:-}
+fi
+if [ "$mode" = local ]; then exec bash scripts/local.sh "$cmd" "$@"; fi
+
+case "$cmd" in
+  doctor) doctor ;;
+  up) docker_up ;;
+  build) ensure_env; load_env; compose up -d --wait registry; build_images ;;
+  down)
+    compose --profile build --profile jobs --profile load --profile minio --profile seaweedfs \
+      down --remove-orphans
+    rm -f .lab/mode
+    log "stopped; data kept in the volumes (make clean removes it)" ;;
+  clean)
+    if [ "${FORCE:-0}" != 1 ]; then
+      if [ ! -t 0 ]; then die "make clean deletes every run, model and image: run it in a terminal or with FORCE=1"; fi
+      read -r -p "Delete the lab's volumes (every run, model and image)? [y/N] " answer
+      case "$answer" in y|Y|yes) ;; *) log "nothing deleted"; exit 0 ;; esac
+    fi
+    compose --profile build --profile jobs --profile load --profile minio --profile seaweedfs \
+      down --volumes --remove-orphans
+    rm -rf reports .lab
+    log "volumes removed (.env kept: delete it yourself to get new secrets)" ;;
+  restart) bash "$0" down && bash "$0" up ;;
+  ps) compose ps ;;
+  logs) compose logs --tail=200 ${SERVICE:+"$SERVICE"} ;;
+  train) compose run --rm --no-TTY training ;;
+  gate) prepare_reports; gatekeeper gate ;;
+  promote)
+    to=${TO:-staging}
+    gatekeeper promote --to "$to"
+    roll_serving "$to"
+    smoke "$to" ;;
+  rollback) gatekeeper rollback; roll_serving production; smoke production ;;
+  status) gatekeeper status ;;
+  smoke) smoke "${ALIAS:-staging}" ;;
+  load)
+    prepare_reports
+    target=${LOAD_ALIAS:-staging}
+    LOAD_TARGET="http://serving-$target:8080" compose --profile load run --rm --no-TTY \
+      --user "$(run_as)" locust ;;
+  urls) print_urls docker ;;
+  *) die "unknown command '$cmd' (see make help)" ;;
+esac

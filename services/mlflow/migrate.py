@@ -1,0 +1,30 @@
+"""Upgrade an existing MLflow database to this image's schema; leave a fresh one alone.
+
+`mlflow db upgrade` expects the tables to exist, and `mlflow server` creates them on a
+fresh database but refuses to start on an old schema: so upgrade only what exists.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import sqlalchemy
+
+uri = os.environ["MLFLOW_BACKEND_STORE_URI"]
+engine = sqlalchemy.create_engine(uri)
+for attempt in range(30):  # Postgres may report healthy a moment before it takes logins
+    try:
+        with engine.connect():
+            break
+    except sqlalchemy.exc.OperationalError as exc:
+        if attempt == 29:
+            sys.exit(f"migrate: database unreachable: {exc}")
+        time.sleep(1)
+tables = set(sqlalchemy.inspect(engine).get_table_names())
+engine.dispose()
+if "alembic_version" not in tables:
+    print("migrate: fresh database, the server will create the schema")
+else:
+    print("migrate: upgrading the schema (no-op when already current)")
+    subprocess.run(["mlflow", "db", "upgrade", uri], check=True)

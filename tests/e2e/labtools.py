@@ -1,0 +1,62 @@
+"""Helpers for the end-to-end suite: the lab's URLs, its make targets, its aliases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Lab:
+    mode: str
+    host: str
+    mlflow: str
+    staging: str
+    production: str
+    registry: str
+    s3: str
+    model_name: str
+
+    def make(self, *args: str, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
+        """Run a make target the way a student would; returns the finished process."""
+        return subprocess.run(
+            ["make", "--no-print-directory", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.mlflow)
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self.client().get_registered_model(self.model_name).aliases)
+
+
+def served_version(url: str) -> str | None:
+    try:
+        return requests.get(f"{url}/model", timeout=5).json().get("version")
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def wait_version(url: str, version: str, timeout: float = 120) -> None:
+    """Servers poll the registry: wait until `url` serves `version`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if served_version(url) == version:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{url} still serves {served_version(url)}, expected {version}")

@@ -1,0 +1,245 @@
+"""The lab as a student meets it: two servers, a gated pipeline, rollback, persistence.
+
+The tests run in file order and share one lab; each leaves the aliases consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.e2e.labtools import ROOT, served_version, wait_version
+
+pytestmark = pytest.mark.e2e
+
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def test_both_servers_answer_with_their_own_versions(lab):
+    aliases = lab.aliases()
+    for alias, url in (("staging", lab.staging), ("production", lab.production)):
+        info = requests.get(f"{url}/model", timeout=10).json()
+        assert info["alias"] == alias
+        assert info["version"] == aliases[alias]
+        r = requests.post(f"{url}/predict", json={"instances": [IRIS_ROW, IRIS_ROW]}, timeout=10)
+        assert r.status_code == 200
+        assert len(r.json()["predictions"]) == 2 and r.json()["model_version"] == aliases[alias]
+
+
+@pytest.mark.parametrize("server", ["staging", "production"])
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": "{oops", "headers": {"Content-Type": "application/json"}}, 400),
+        ({"data": "1,2,3", "headers": {"Content-Type": "text/csv"}}, 415),
+        ({"json": {"instances": [[1, 2]]}}, 422),
+        ({"json": {"instances": [{"petal width (cm)": 1}]}}, 422),
+        ({"json": {"instances": [[1, 2, 3, "four"]]}}, 422),
+        (
+            {
+                "data": '{"instances": [[1, 2, 3, NaN]]}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            422,
+        ),
+        ({"json": {"instances": []}}, 400),
+        ({"data": "x" * 2_000_000, "headers": {"Content-Type": "application/json"}}, 413),
+    ],
+)
+def test_bad_input_gets_a_json_4xx(lab, server, kwargs, status):
+    r = requests.post(f"{getattr(lab, server)}/predict", timeout=20, **kwargs)
+    assert r.status_code == status
+    assert r.json()["error"]
+
+
+def test_mlflow_ui_and_metrics_answer(lab):
+    r = requests.get(lab.mlflow, timeout=10)
+    assert r.status_code == 200 and "<html" in r.text.lower()
+    metrics = requests.get(f"{lab.production}/metrics", timeout=10).text
+    assert "serving_requests_total" in metrics and "serving_model_version" in metrics
+
+
+def test_artifacts_live_in_the_s3_store(lab, docker_only):
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=lab.s3,
+        aws_access_key_id=os.environ["S3_ACCESS_KEY"],
+        aws_secret_access_key=os.environ["S3_SECRET_KEY"],
+    )
+    bucket = os.environ.get("S3_BUCKET", "mlflow")
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
+    assert any(k.endswith("/MLmodel") for k in keys), keys[:20]
+    assert any(k.endswith("confusion_matrix.png") for k in keys)
+
+
+def test_registry_holds_images_by_sha_and_alias(lab, docker_only):
+    tags = requests.get(f"{lab.registry}/v2/mlops-lab/serving/tags/list", timeout=10).json()["tags"]
+    assert {"staging", "production", os.environ["GIT_SHA"]} <= set(tags)
+    catalog = requests.get(f"{lab.registry}/v2/_catalog", timeout=10).json()["repositories"]
+    assert {
+        "mlops-lab/serving",
+        "mlops-lab/mlflow",
+        "mlops-lab/training",
+        "mlops-lab/gatekeeper",
+    } <= set(catalog)
+
+
+def test_containers_run_as_non_root(lab, docker_only):
+    ids = subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "compose" / "compose.yaml"),
+            "ps",
+            "-q",
+            "mlflow",
+            "serving-staging",
+            "serving-production",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(ids) == 3
+    for cid in ids:
+        user = subprocess.run(
+            ["docker", "inspect", "--format", "{{.Config.User}}", cid],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert user not in ("", "0", "root"), cid
+
+
+def test_a_new_candidate_moves_through_staging_then_production(lab):
+    before = lab.aliases()
+    r = lab.make("train")
+    assert r.returncode == 0, r.stderr[-3000:]
+    candidate = lab.aliases()["candidate"]
+    assert candidate != before.get("candidate")
+    r = lab.make("gate")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = lab.make("promote", "TO=staging")
+    assert r.returncode == 0, r.stderr[-3000:]
+    wait_version(lab.staging, candidate)
+    assert served_version(lab.production) == before["production"]
+    assert lab.aliases()["production"] == before["production"]
+    r = lab.make("promote", "TO=production")
+    assert r.returncode == 0, r.stderr[-3000:]
+    wait_version(lab.production, candidate)
+
+
+def test_rollback_restores_the_previous_version_with_zero_failed_requests(lab):
+    current = lab.aliases()["production"]
+    tags = lab.client().get_model_version(lab.model_name, current).tags
+    previous = tags["promoted.production.previous"]
+    seen, failures, stop = [], [], threading.Event()
+
+    def client():
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.post(
+                        f"{lab.production}/predict", json={"instances": [IRIS_ROW]}, timeout=10
+                    )
+                    if r.status_code == 200:
+                        seen.append(r.json()["model_version"])
+                    else:
+                        failures.append(r.status_code)
+                except requests.RequestException as exc:
+                    failures.append(repr(exc))
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        r = lab.make("rollback")
+        assert r.returncode == 0, r.stderr[-3000:]
+        wait_version(lab.production, previous)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert lab.aliases()["production"] == previous
+    assert failures == []
+    assert current in seen and seen[-1] == previous
+
+
+def _snapshot(lab) -> dict:
+    snap = {"aliases": lab.aliases()}
+    if lab.mode == "docker":
+        snap["images"] = {}
+        for tag in ("staging", "production"):
+            r = requests.head(
+                f"{lab.registry}/v2/mlops-lab/serving/manifests/{tag}",
+                timeout=10,
+                headers={
+                    "Accept": "application/vnd.oci.image.index.v1+json, "
+                    "application/vnd.docker.distribution.manifest.v2+json, "
+                    "application/vnd.oci.image.manifest.v1+json"
+                },
+            )
+            snap["images"][tag] = r.headers.get("Docker-Content-Digest")
+    return snap
+
+
+def test_a_noisy_candidate_is_blocked_and_nothing_moves(lab):
+    r = lab.make("train", LABEL_NOISE="0.4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    before = _snapshot(lab)
+    served = (served_version(lab.staging), served_version(lab.production))
+    r = lab.make("gate")
+    assert r.returncode != 0
+    assert "FAILED the gate" in r.stderr
+    r = lab.make("promote", "TO=staging")
+    assert r.returncode != 0 and "has not passed the gate" in r.stderr
+    assert _snapshot(lab) == before
+    assert (served_version(lab.staging), served_version(lab.production)) == served
+
+
+def test_everything_survives_down_and_up(lab):
+    before = _snapshot(lab)
+    client = lab.client()
+    runs_before = {
+        r.info.run_id
+        for r in client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], max_results=1000
+        )
+    }
+    versions_before = {v.version for v in client.search_model_versions(f"name='{lab.model_name}'")}
+    r = lab.make("down")
+    assert r.returncode == 0, r.stderr[-3000:]
+    t0 = time.monotonic()
+    r = lab.make("up")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    print(f"second make up took {time.monotonic() - t0:.0f}s")
+    assert "running the bootstrap pipeline" not in r.stderr
+    client = lab.client()
+    runs_after = {
+        r.info.run_id
+        for r in client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], max_results=1000
+        )
+    }
+    assert runs_before <= runs_after
+    assert versions_before == {
+        v.version for v in client.search_model_versions(f"name='{lab.model_name}'")
+    }
+    assert _snapshot(lab) == before
+    wait_version(lab.production, before["aliases"]["production"])
