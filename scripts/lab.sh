@@ -162,6 +162,19 @@ build_images() {
     mlflow serving-image training gatekeeper locust
 }
 
+# Models are tagged with the git sha that trained them and promotion retags the serving
+# image of that sha: after a commit, build that sha's images before training with it.
+ensure_images() {
+  local url="http://127.0.0.1:$REGISTRY_PORT/v2/mlops-lab/serving/manifests/$GIT_SHA"
+  if command -v curl >/dev/null 2>&1 && curl -sf -o /dev/null -I \
+      -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+      "$url"; then
+    return 0
+  fi
+  compose up -d --wait registry
+  build_images
+}
+
 production_version() {
   gatekeeper status --version-of production | tr -d '\r' 
 }
@@ -269,7 +282,7 @@ case "$cmd" in
   restart) bash "$0" down && bash "$0" up ;;
   ps) compose ps ;;
   logs) compose logs --tail=200 ${SERVICE:+"$SERVICE"} ;;
-  train) compose run --rm --no-TTY training ;;
+  train) ensure_images; compose run --rm --no-TTY training ;;
   gate) prepare_reports; gatekeeper gate ;;
   promote)
     to=${TO:-staging}
