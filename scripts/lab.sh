@@ -205,27 +205,7 @@ bootstrap() {
   smoke production
 }
 
-print_urls() {
-  local s3_line
-  if [ "$S3_BACKEND" = minio ]; then
-    s3_line="  S3 console (MinIO)  http://$LAB_BIND:$S3_CONSOLE_PORT   (user/password: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
-  else
-    s3_line="  S3 API (SeaweedFS)  http://$LAB_BIND:$S3_PORT            (keys: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
-  fi
-  cat <<EOF
-
-  mlops-lab is up ($1 mode)
-  MLflow UI           http://$LAB_BIND:$MLFLOW_PORT            experiments, runs, models
-$( [ "$1" = docker ] && echo "$s3_line" )
-$( [ "$1" = docker ] && echo "  Image registry      http://$LAB_BIND:$REGISTRY_PORT/v2/_catalog  serving images by git sha, :staging, :production" )
-  Staging server      http://$LAB_BIND:$STAGING_PORT/model      model @staging   (POST /predict)
-  Production server   http://$LAB_BIND:$PRODUCTION_PORT/model      model @production (POST /predict)
-
-  Try:  curl -s -H 'Content-Type: application/json' \\
-          -d '{"instances": [[5.1, 3.5, 1.4, 0.2]]}' http://$LAB_BIND:$PRODUCTION_PORT/predict
-  Next: make status | make train | make gate | make promote TO=staging | make load | make help
-EOF
-}
+print_urls() { bash scripts/urls.sh "$1"; }
 
 docker_up() {
   log "docker mode: preflight"
@@ -258,7 +238,10 @@ if [ "$cmd" = e2e ]; then
   export LAB_ACTIVE_MODE=$mode
   exec .venv/bin/pytest -m e2e tests/e2e -p no:cacheprovider ${PYTEST_ARGS:-}
 fi
-if [ "$mode" = local ]; then exec bash scripts/local.sh "$cmd" "$@"; fi
+if [ "$mode" = local ]; then
+  if [ "$cmd" = up ]; then ensure_env; load_env; fi
+  exec bash scripts/local.sh "$cmd" "$@"
+fi
 
 case "$cmd" in
   doctor) doctor ;;
