@@ -56,11 +56,7 @@ def main() -> int:
             )
             if stopping:  # a signal that arrived while the child was being started
                 child.terminate()
-            while child.poll() is None:
-                try:
-                    child.wait(timeout=1)
-                except subprocess.TimeoutExpired:
-                    pass
+            child.wait()  # signal handlers still run: waitpid is retried after them (PEP 475)
             if stopping:
                 break
             now = time.monotonic()
