@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 LAB := bash scripts/lab.sh
 
 .PHONY: help venv lint format unit integration test lock \
-	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls
+	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
+	summary state-save state-restore
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: constraints.txt requirements-dev.in training/requirements.in gatekeeper/requirements.in serving/requirements.in loadtests/requirements.in services/mlflow/requirements.in
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlops-lab needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -92,6 +93,15 @@ load: ## Locust latency gate against staging (LOAD_ALIAS=production for the othe
 
 urls: ## Print the lab's URLs
 	@$(LAB) urls
+
+summary: ## Gate and latency reports as Markdown (appended to $GITHUB_STEP_SUMMARY on GitHub)
+	@$(PYTHON) scripts/summary.py
+
+state-save: ## Stop the lab, save its volumes and .env to one file (STATE_FILE=lab-state.tgz)
+	@$(LAB) state-save
+
+state-restore: ## Restore a saved lab into fresh volumes (STATE_FILE=lab-state.tgz), then make up
+	@$(LAB) state-restore
 
 e2e: venv ## End-to-end tests against the running lab (make up first)
 	@$(LAB) e2e

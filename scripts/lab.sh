@@ -17,6 +17,8 @@ log() { printf '\033[1m[lab]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[lab] error:\033[0m %s\n' "$*" >&2; exit 2; }
 
 # Load .env without overriding what the environment already says (Compose's precedence).
+# An empty variable counts as unset, as it does in `${VAR:-default}` everywhere in the lab:
+# CI passes its knobs as possibly-empty variables, and empty must mean "the lab's value".
 load_env() {
   [ -f .env ] || return 0
   local line key value
@@ -24,7 +26,7 @@ load_env() {
     case "$line" in ''|'#'*) continue ;; esac
     key=${line%%=*}
     value=${line#*=}
-    if [ -z "${!key+x}" ]; then export "$key=$value"; fi
+    if [ -z "${!key:-}" ]; then export "$key=$value"; fi
   done < .env
 }
 
@@ -73,6 +75,7 @@ resolve_mode() {
 }
 
 # ------------------------------------------------------------------ settings
+S3_BACKEND_FROM_ENV=${S3_BACKEND:-}   # before .env: state-restore must know who chose it
 load_env
 export GIT_SHA=${GIT_SHA:-$(git_sha)}
 export S3_BACKEND=${S3_BACKEND:-minio}
@@ -155,11 +158,51 @@ doctor() {
 
 build_images() {
   log "building images for $GIT_SHA"
-  DOCKER_BUILDKIT=1 compose --profile build --profile jobs --profile load build \
-    mlflow serving-image training gatekeeper locust
+  if [ -n "${LAB_BUILD_CACHE:-}" ]; then
+    bake_images
+  else
+    DOCKER_BUILDKIT=1 compose --profile build --profile jobs --profile load build \
+      mlflow serving-image training gatekeeper locust
+  fi
   log "pushing them to the local registry ($LAB_REGISTRY)"
   compose --profile build --profile jobs --profile load push --quiet \
     mlflow serving-image training gatekeeper locust
+}
+
+# LAB_BUILD_CACHE=gha (GitHub Actions): the same five images, built by `docker buildx bake`
+# straight from the compose file (same contexts, args, secret and tags, same environment)
+# with BuildKit's GitHub Actions cache, one cache scope per image so that one image's
+# export does not overwrite another's. Needs a docker-container builder
+# (docker/setup-buildx-action) and the Actions runtime variables in the environment
+# (crazy-max/ghaction-github-runtime); `--load` hands the images to the engine for the push.
+bake_images() {
+  case "$LAB_BUILD_CACHE" in
+    gha) ;;
+    *) die "LAB_BUILD_CACHE must be empty (plain compose build) or gha (got '$LAB_BUILD_CACHE')" ;;
+  esac
+  docker buildx version >/dev/null 2>&1 || die "LAB_BUILD_CACHE=gha needs the docker buildx plugin"
+  [ -n "${ACTIONS_RUNTIME_TOKEN:-}" ] || die "LAB_BUILD_CACHE=gha needs the GitHub Actions runtime variables (ACTIONS_RUNTIME_TOKEN, ACTIONS_RESULTS_URL): run crazy-max/ghaction-github-runtime first, or unset LAB_BUILD_CACHE"
+  local target sets=()
+  for target in mlflow serving-image training gatekeeper locust; do
+    sets+=(--set "$target.cache-from=type=gha,scope=mlops-lab-$target"
+           --set "$target.cache-to=type=gha,scope=mlops-lab-$target,mode=max")
+  done
+  log "docker buildx bake with the GitHub Actions cache (LAB_BUILD_CACHE=gha)"
+  docker buildx bake --file "$ROOT/compose/compose.yaml" --load "${sets[@]}" \
+    mlflow serving-image training gatekeeper locust
+}
+
+# True when the local registry already holds all five images of this commit (a clean
+# tree only: a -dirty tag does not say which edits it was built from).
+registry_has_images() {
+  case "$GIT_SHA" in *-dirty|dev) return 1 ;; esac
+  command -v curl >/dev/null 2>&1 || return 1
+  local repo
+  for repo in mlflow serving training gatekeeper loadtests; do
+    curl -sf -o /dev/null -I \
+      -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+      "http://127.0.0.1:$REGISTRY_PORT/v2/mlops-lab/$repo/manifests/$GIT_SHA" || return 1
+  done
 }
 
 # Models are tagged with the git sha that trained them and promotion retags the serving
@@ -207,6 +250,135 @@ bootstrap() {
 
 print_urls() { bash scripts/urls.sh "$1"; }
 
+docker_down() {
+  compose --profile build --profile jobs --profile load --profile minio --profile seaweedfs \
+    down --remove-orphans
+  rm -f .lab/mode
+}
+
+# ------------------------------------------------- state handoff (docker mode)
+# CI jobs run on fresh machines, so the lab travels from one job to the next as one file:
+# its named volumes (Postgres, the active S3 store, the image registry) and .env (the
+# database only opens with the password it was created with). A throwaway container of
+# an image the lab already uses does the tar work; nothing is installed on the host.
+#
+#   STATE_FILE (default lab-state.tgz) = gzip'd tar of
+#     meta/manifest   format, project, S3 backend, volumes, git sha, date
+#     meta/env        the lab's .env (its generated secrets: keep the file private)
+#     <volume>/...    one folder per volume, numeric owners and modes kept
+STATE_FORMAT=1
+
+project_name() { echo "${COMPOSE_PROJECT_NAME:-mlops-lab}"; }
+state_volumes() { echo "postgres-data $S3_BACKEND-data registry-data"; }
+state_image() { echo "${PYTHON_IMAGE:-python:3.11.14-slim-bookworm}"; }
+state_file() {
+  local f=${STATE_FILE:-lab-state.tgz}
+  case "$f" in /*) echo "$f" ;; *) echo "$ROOT/$f" ;; esac
+}
+
+state_save() {
+  local file project vols v tmp mounts=()
+  file=$(state_file)
+  project=$(project_name)
+  vols=$(state_volumes)
+  [ -f .env ] || die "no .env here: there is no lab to save (make up first)"
+  for v in $vols; do
+    docker volume inspect "${project}_$v" >/dev/null 2>&1 ||
+      die "volume ${project}_$v does not exist: is a lab of project '$project' with S3_BACKEND=$S3_BACKEND up? (make up first)"
+    mounts+=(-v "${project}_$v:/state/$v:ro")
+  done
+  log "stopping the lab so that the database and the stores are consistent on disk"
+  docker_down
+  tmp=$(mktemp -d)
+  STATE_TMP=$tmp
+  trap 'rm -rf "$STATE_TMP"' EXIT
+  mkdir -p "$tmp/meta" "$(dirname "$file")"
+  cp .env "$tmp/meta/env"
+  {
+    echo "format=$STATE_FORMAT"
+    echo "project=$project"
+    echo "s3_backend=$S3_BACKEND"
+    echo "volumes=$vols"
+    echo "git_sha=$GIT_SHA"
+    echo "saved_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } > "$tmp/meta/manifest"
+  log "saving $vols and .env to $file"
+  # meta/ goes in on stdin and the archive comes out on stdout: no host folder is
+  # bind-mounted, so this works with whichever engine the docker CLI talks to.
+  (
+    umask 077
+    tar -C "$tmp" -cf - meta |
+      docker run --rm -i --network none "${mounts[@]}" --entrypoint bash "$(state_image)" \
+        -o pipefail -c "tar -xf - -C /state && tar -C /state -cf - --numeric-owner meta $vols | gzip -1" \
+        > "$file.partial"
+  ) || { rm -f "$file.partial"; die "saving the lab state failed (see above)"; }
+  mv -f "$file.partial" "$file"
+  log "saved $(du -h "$file" | cut -f1) to $file; it holds this lab's generated secrets (.env): keep it private"
+  log "the lab is stopped: make up starts it again here, make state-restore rebuilds it elsewhere"
+}
+
+state_restore() {
+  local file tmp project format backend vols saved_sha saved_at v replace_env=0
+  local existing=() mounts=()
+  file=$(state_file)
+  [ -f "$file" ] || die "no lab state at $file (make state-save writes one; STATE_FILE=path names another)"
+  tmp=$(mktemp -d)
+  STATE_TMP=$tmp
+  trap 'rm -rf "$STATE_TMP"' EXIT
+  tar -xzf "$file" -C "$tmp" meta/manifest meta/env 2>/dev/null ||
+    die "$file is not a lab state (no meta/manifest and meta/env inside; make state-save writes one)"
+  manifest() { sed -n "s/^$1=//p" "$tmp/meta/manifest" | head -n 1; }
+  format=$(manifest format)
+  [ "$format" = "$STATE_FORMAT" ] ||
+    die "$file has state format '$format'; this lab reads format $STATE_FORMAT"
+  backend=$(manifest s3_backend)
+  vols=$(manifest volumes)
+  saved_sha=$(manifest git_sha)
+  saved_at=$(manifest saved_at)
+  case "$backend" in minio|seaweedfs) ;; *) die "$file names an unknown S3 backend '$backend'" ;; esac
+  if [ -n "$S3_BACKEND_FROM_ENV" ] && [ "$S3_BACKEND_FROM_ENV" != "$backend" ]; then
+    die "this state was saved with S3_BACKEND=$backend, but S3_BACKEND=$S3_BACKEND_FROM_ENV here: unset it or set S3_BACKEND=$backend"
+  fi
+  export S3_BACKEND=$backend
+  project=$(project_name)
+
+  # Overwrite nothing unless asked, and check everything before changing anything.
+  if [ -f .env ] && ! cmp -s .env "$tmp/meta/env"; then
+    [ "${FORCE:-0}" = 1 ] ||
+      die ".env differs from the saved one, and the saved database only opens with the saved passwords: move .env away, or FORCE=1 (keeps yours as .env.before-restore)"
+    replace_env=1
+  fi
+  for v in $vols; do
+    if docker volume inspect "${project}_$v" >/dev/null 2>&1; then existing+=("${project}_$v"); fi
+  done
+  if [ ${#existing[@]} -gt 0 ]; then
+    [ "${FORCE:-0}" = 1 ] ||
+      die "volume(s) ${existing[*]} already exist and restoring would replace their data: make clean first, or FORCE=1"
+    log "FORCE=1: stopping the lab and removing ${existing[*]}"
+    docker_down || true
+    docker volume rm "${existing[@]}" >/dev/null
+  fi
+
+  log "restoring $vols (saved $saved_at from git sha $saved_sha, S3_BACKEND=$backend) into project '$project'"
+  for v in $vols; do
+    # The labels Compose puts on the volumes it creates, so that it adopts these quietly.
+    docker volume create --label "com.docker.compose.project=$project" \
+      --label "com.docker.compose.volume=$v" "${project}_$v" >/dev/null
+    mounts+=(-v "${project}_$v:/state/$v")
+  done
+  # $vols unquoted on purpose: it is the list of member names to extract.
+  # shellcheck disable=SC2086
+  docker run --rm -i --network none "${mounts[@]}" --entrypoint tar "$(state_image)" \
+    -xzf - -C /state --numeric-owner --same-owner --same-permissions $vols < "$file" ||
+    die "restoring the volumes failed (see above); make clean FORCE=1 removes what was written"
+  if [ "$replace_env" = 1 ]; then mv -f .env .env.before-restore; fi
+  if [ ! -f .env ]; then (umask 077 && cp "$tmp/meta/env" .env); fi
+  if [ "$saved_sha" != "$GIT_SHA" ]; then
+    log "note: the state comes from git sha $saved_sha and this checkout is $GIT_SHA (make up builds this one's images)"
+  fi
+  log "restored: make up starts the lab on it (it finds the production model, so no bootstrap)"
+}
+
 docker_up() {
   log "docker mode: preflight"
   doctor || die "fix the problems above, then run make up again"
@@ -214,7 +386,12 @@ docker_up() {
   load_env
   prepare_reports
   compose up -d --wait registry
-  build_images
+  if [ "${LAB_REUSE_IMAGES:-0}" = 1 ] && registry_has_images; then
+    # CI stage jobs: the images came with the restored lab state (make state-restore).
+    log "the local registry already holds the images for $GIT_SHA (LAB_REUSE_IMAGES=1): not rebuilding"
+  else
+    build_images
+  fi
   log "starting Postgres, the S3 store ($S3_BACKEND) and MLflow"
   compose up -d --wait mlflow
   if [ -z "$(production_version)" ]; then
@@ -239,6 +416,10 @@ if [ "$cmd" = e2e ]; then
   exec .venv/bin/pytest -m e2e tests/e2e -p no:cacheprovider ${PYTEST_ARGS:-}
 fi
 if [ "$mode" = local ]; then
+  case "$cmd" in
+    state-save|state-restore)
+      die "$cmd works in docker mode only (it moves Docker volumes); the local lab's state is the .lab/ folder with .env" ;;
+  esac
   if [ "$cmd" = up ]; then ensure_env; load_env; fi
   exec bash scripts/local.sh "$cmd" "$@"
 fi
@@ -248,9 +429,7 @@ case "$cmd" in
   up) docker_up ;;
   build) ensure_env; load_env; compose up -d --wait registry; build_images ;;
   down)
-    compose --profile build --profile jobs --profile load --profile minio --profile seaweedfs \
-      down --remove-orphans
-    rm -f .lab/mode
+    docker_down
     log "stopped; data kept in the volumes (make clean removes it)" ;;
   clean)
     if [ "${FORCE:-0}" != 1 ]; then
@@ -281,5 +460,7 @@ case "$cmd" in
     LOAD_TARGET="http://serving-$target:8080" compose --profile load run --rm --no-TTY \
       --user "$(run_as)" locust ;;
   urls) print_urls docker ;;
+  state-save) state_save ;;
+  state-restore) state_restore ;;
   *) die "unknown command '$cmd' (see make help)" ;;
 esac
