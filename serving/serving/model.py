@@ -38,7 +38,7 @@ class LoadedModel:
     loaded_at: str
     features: tuple[str, ...]
     types: tuple[str, ...]
-    path: str  # "sklearn-native" (fast path) or "pyfunc"
+    path: str  # "numpy-native" or "sklearn-native" (fast paths), or "pyfunc"
     predict: Callable[[np.ndarray], list]
 
     def describe(self) -> dict:
@@ -72,8 +72,26 @@ def _as_list(output) -> list:
     return np.asarray(output).tolist()
 
 
+def _check_rows(meta, local_dir: str, n_features: int) -> np.ndarray:
+    """Rows to check a compiled predictor on: the input example, spread out at random."""
+    rng = np.random.default_rng(0)
+    base = np.ones((1, n_features))
+    try:
+        example = meta.load_input_example(local_dir)
+        if example is not None:
+            base = np.asarray(example, dtype="float64").reshape(-1, n_features)
+    except Exception as exc:  # random rows around 1.0 still exercise every class path
+        log.info("no usable input example (%s); checking on random rows", exc)
+    spread = base[rng.integers(0, len(base), 256)] * rng.uniform(0.0, 2.0, (256, n_features))
+    return np.vstack([base, spread, rng.normal(0, 10, (64, n_features))])
+
+
 def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str, ...]):
-    """Return (native_predict or None, pyfunc_predict) for a downloaded MLflow model."""
+    """Return (native_predict or None, native_kind, pyfunc_predict) for a downloaded model.
+
+    native_kind is "numpy" (compiled, see fastpath.py) or "sklearn" (the estimator's own
+    predict on numpy rows); the pyfunc path goes through pandas, as `mlflow models serve`.
+    """
     import mlflow.pyfunc
     import pandas as pd
     from mlflow.models import Model
@@ -86,9 +104,12 @@ def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str
         frame = pd.DataFrame(array, columns=list(features)).astype(dtypes)
         return _as_list(pyfunc_model.predict(frame))
 
-    native = None
+    native, kind = None, None
     if "sklearn" in meta.flavors:
         import mlflow.sklearn
+        import sklearn
+
+        from serving import fastpath
 
         try:
             estimator = mlflow.sklearn.load_model(local_dir)
@@ -97,12 +118,24 @@ def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str
                 _strip_feature_names(estimator)
                 sk_predict = estimator.predict
 
-                def native(array: np.ndarray) -> list:
-                    return sk_predict(array).tolist()
+                def sklearn_predict(array: np.ndarray) -> list:
+                    # Inputs were validated (finite, numeric) against the signature already.
+                    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                        return sk_predict(array).tolist()
+
+                native, kind = sklearn_predict, "sklearn"
+                compiled = fastpath.compile_predict(estimator)
+                check = _check_rows(meta, local_dir, len(features))
+                if compiled is not None and fastpath.agrees(compiled, sk_predict, check):
+
+                    def native(array: np.ndarray) -> list:
+                        return compiled(array).tolist()
+
+                    kind = "numpy"
+
         except Exception as exc:  # the pyfunc path still serves it, only slower
             log.warning("no native fast path for this model (%s); using pyfunc", exc)
-
-    return native, pyfunc_predict
+    return native, kind, pyfunc_predict
 
 
 def load(cfg: ServingConfig, client) -> LoadedModel:
@@ -127,7 +160,7 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
             raise ModelLoadError(
                 f"version {version}: only named numeric columns can be served, got {unsupported}"
             )
-        native, pyfunc_predict = build_predictors(local, features, types)
+        native, kind, pyfunc_predict = build_predictors(local, features, types)
     use_native = cfg.fast_path and native is not None
     return LoadedModel(
         name=cfg.model_name,
@@ -138,7 +171,7 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
         loaded_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
         features=features,
         types=types,
-        path="sklearn-native" if use_native else "pyfunc",
+        path=f"{kind}-native" if use_native else "pyfunc",
         predict=native if use_native else pyfunc_predict,
     )
 

@@ -29,7 +29,7 @@ def fake_model(version="7") -> LoadedModel:
         loaded_at="2026-01-01T00:00:00+00:00",
         features=FEATURES,
         types=("double", "double", "long"),
-        path="sklearn-native",
+        path="numpy-native",
         predict=lambda rows: [int(r[0] > 1) for r in rows],
     )
 

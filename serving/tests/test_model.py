@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.models import infer_signature
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -14,32 +15,79 @@ from serving.model import ModelHolder, build_predictors
 from serving.validation import parse
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
+def _save(tmp_path_factory, estimator, loader):
     import mlflow.sklearn
 
-    bunch = load_wine()
+    bunch = loader()
     X = pd.DataFrame(bunch.data, columns=bunch.feature_names)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, bunch.target)
+    model = estimator.fit(X, bunch.target)
     path = tmp_path_factory.mktemp("model") / "m"
+    trusted = ["sklearn.tree._tree.Tree"] if "Forest" in type(estimator).__name__ else None
     mlflow.sklearn.save_model(
-        model, str(path), signature=infer_signature(X, bunch.target), input_example=X.head(2)
+        model,
+        str(path),
+        signature=infer_signature(X, bunch.target),
+        input_example=X.head(2),
+        skops_trusted_types=trusted,
     )
     return str(path), X
 
 
-def test_fast_path_and_pyfunc_path_answer_identically(saved_model):
-    path, X = saved_model
+MODELS = {
+    "logreg-multiclass": (
+        lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        load_wine,
+        "numpy",
+    ),
+    "logreg-binary": (
+        lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+        load_breast_cancer,
+        "numpy",
+    ),
+    "logreg-bare": (lambda: LogisticRegression(C=10.0, max_iter=5000), load_iris, "numpy"),
+    "random-forest": (
+        lambda: RandomForestClassifier(n_estimators=10, random_state=0),
+        load_iris,
+        "sklearn",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_fast_paths_and_pyfunc_path_answer_identically(tmp_path_factory, kind):
+    make, loader, expected_kind = MODELS[kind]
+    path, X = _save(tmp_path_factory, make(), loader)
     features = tuple(X.columns)
-    native, pyfunc = build_predictors(path, features, ("double",) * len(features))
-    assert native is not None
+    native, native_kind, pyfunc = build_predictors(path, features, ("double",) * len(features))
+    assert native_kind == expected_kind
     rng = np.random.default_rng(0)
-    rows = X.sample(64, random_state=0).to_numpy() * rng.uniform(0.8, 1.2, size=(64, len(features)))
+    rows = X.sample(64, random_state=0).to_numpy() * rng.uniform(0.8, 1.2, (64, len(features)))
     payload = {"instances": [dict(zip(features, r.tolist(), strict=True)) for r in rows]}
     array = parse(payload, features, ("double",) * len(features), 1000)
     assert native(array) == pyfunc(array)
-    assert native(array[:1]) == pyfunc(array[:1])
+    for i in range(8):
+        assert native(array[i : i + 1]) == pyfunc(array[i : i + 1])
     assert all(isinstance(p, int) for p in native(array))
+
+
+def test_compiled_predict_refuses_what_it_does_not_know():
+    from sklearn.preprocessing import MinMaxScaler
+
+    from serving.fastpath import compile_predict
+
+    X, y = load_iris(return_X_y=True)
+    assert compile_predict(RandomForestClassifier(n_estimators=2).fit(X, y)) is None
+    assert compile_predict(make_pipeline(MinMaxScaler(), LogisticRegression()).fit(X, y)) is None
+    assert compile_predict(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y))
+
+
+def test_a_wrong_compiled_predictor_is_caught():
+    from serving.fastpath import agrees
+
+    rows = np.arange(12.0).reshape(4, 3)
+    assert agrees(lambda r: r.sum(axis=1), lambda r: r.sum(axis=1), rows)
+    assert not agrees(lambda r: r.sum(axis=1) * 0, lambda r: r.sum(axis=1), rows)
+    assert not agrees(lambda r: 1 / 0, lambda r: r.sum(axis=1), rows)
 
 
 class FlakyClient:

@@ -35,7 +35,7 @@ def test_predicts_and_describes_its_model(served):
     assert r.json()["predictions"] == [0, 0] and r.json()["model_version"] == v1
     info = requests.get(f"{url}/model", timeout=10).json()
     assert (info["name"], info["version"], info["alias"]) == (name, v1, "staging")
-    assert info["git_sha"] == "sha0" and info["predict_path"] == "sklearn-native"
+    assert info["git_sha"] == "sha0" and info["predict_path"] == "numpy-native"
     metrics = requests.get(f"{url}/metrics", timeout=10).text
     assert 'serving_requests_total{endpoint="predict",status="200"}' in metrics
 
