@@ -13,7 +13,7 @@ LAB := bash scripts/lab.sh
 
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
-	summary state-save state-restore
+	summary state-save state-restore bench
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ integration: venv ## Integration tests (real MLflow server, gunicorn and Locust 
 
 test: lint ## Lint, unit and integration tests (creates the venv on first use)
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+bench: venv ## Serving benchmark: ours vs mlflow models serve vs the HTTP floor (needs wrk)
+	$(BIN)/python bench/servebench.py $(BENCH_ARGS)
 
 lock: ## Re-resolve every lock file (constraints.txt, */requirements.txt)
 	PYTHON=$(PYTHON) scripts/lock.sh

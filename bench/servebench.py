@@ -185,7 +185,7 @@ def run_wrk(url: str, body_file: Path, seconds: float, connections: int, threads
             "-c",
             str(connections),
             "-d",
-            f"{seconds}s",
+            f"{max(1, round(seconds))}s",  # wrk takes whole seconds
             "--timeout",
             "5s",
             "-s",
@@ -202,9 +202,17 @@ def run_wrk(url: str, body_file: Path, seconds: float, connections: int, threads
 
 
 def _image_size() -> str:
+    """Size of the serving image built from this commit (make build / make up), if any."""
     if not shutil.which("docker"):
         return "n/a (no docker CLI)"
     try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
         out = subprocess.run(
             ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"],
             capture_output=True,
@@ -214,8 +222,11 @@ def _image_size() -> str:
         ).stdout
     except (subprocess.SubprocessError, OSError):
         return "n/a (no Docker engine)"
-    sizes = [line for line in out.splitlines() if "mlops-lab/serving:" in line]
-    return sizes[0] if sizes else "n/a (no serving image built)"
+    for line in out.splitlines():
+        name = line.split()[0]
+        if "mlops-lab/serving:" in name and name.rsplit(":", 1)[1] in (sha, f"{sha}-dirty"):
+            return line
+    return f"n/a (no serving image for {sha}: make build)"
 
 
 def main(argv: list[str] | None = None) -> int:

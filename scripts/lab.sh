@@ -270,7 +270,7 @@ STATE_FORMAT=1
 
 project_name() { echo "${COMPOSE_PROJECT_NAME:-mlops-lab}"; }
 state_volumes() { echo "postgres-data $S3_BACKEND-data registry-data"; }
-state_image() { echo "${PYTHON_IMAGE:-python:3.11.14-slim-bookworm}"; }
+state_image() { echo "${PYTHON_IMAGE:-python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d}"; }
 state_file() {
   local f=${STATE_FILE:-lab-state.tgz}
   case "$f" in /*) echo "$f" ;; *) echo "$ROOT/$f" ;; esac
