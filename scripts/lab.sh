@@ -100,7 +100,7 @@ run_as() {
 
 prepare_reports() {
   mkdir -p reports/gate reports/load
-  if [ "$(id -u)" = 0 ]; then chown 10001:10001 reports/gate reports/load; fi
+  if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 reports/gate reports/load; fi  # files too: local mode may have written them as root
 }
 
 gatekeeper() { compose run --rm --no-TTY --user "$(run_as)" gatekeeper "$@"; }
