@@ -16,7 +16,7 @@ LAB := bash scripts/lab.sh
 	summary state-save state-restore bench
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: constraints.txt requirements-dev.in training/requirements.in gatekeeper/requirements.in serving/requirements.in loadtests/requirements.in services/mlflow/requirements.in
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlops-lab needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
