@@ -23,9 +23,18 @@ load_env() {
   [ -f .env ] || return 0
   local line key value
   while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%$'\r'}                       # files edited on Windows
     case "$line" in ''|'#'*) continue ;; esac
+    line=${line#export }
     key=${line%%=*}
     value=${line#*=}
+    case "$key" in ''|[0-9]*|*[!A-Za-z0-9_]*) continue ;; esac  # not a variable name
+    case "$value" in
+      \"*\") value=${value#\"}; value=${value%\"} ;;   # "quoted"
+      \'*\') value=${value#\'}; value=${value%\'} ;;   # 'quoted'
+      *) value=${value%% #*}                               # unquoted: drop an inline comment
+         value=${value%"${value##*[![:space:]]}"} ;;       # and trailing blanks
+    esac
     if [ -z "${!key:-}" ]; then export "$key=$value"; fi
   done < .env
 }
@@ -394,7 +403,10 @@ docker_up() {
   fi
   log "starting Postgres, the S3 store ($S3_BACKEND) and MLflow"
   compose up -d --wait mlflow
-  if [ -z "$(production_version)" ]; then
+  local production
+  # A failed lookup must not look like "no production model": that would bootstrap over it.
+  production=$(production_version) || die "cannot read @production from MLflow (see above)"
+  if [ -z "$production" ]; then
     bootstrap
   else
     log "production model found: starting the model servers"
@@ -441,7 +453,7 @@ case "$cmd" in
       down --volumes --remove-orphans
     rm -rf reports .lab
     log "volumes removed (.env kept: delete it yourself to get new secrets)" ;;
-  restart) bash "$0" down && bash "$0" up ;;
+  restart) bash "$ROOT/scripts/lab.sh" down && bash "$ROOT/scripts/lab.sh" up ;;
   ps) compose ps ;;
   logs) compose logs --tail=200 ${SERVICE:+"$SERVICE"} ;;
   train) ensure_images; compose run --rm --no-TTY training ;;

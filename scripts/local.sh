@@ -137,7 +137,7 @@ stop_all() {
   for name in $SERVICES; do
     clear_stale "$name"
     if pid=$(running_pid "$name"); then
-      kill -TERM "$pid"
+      kill -TERM "$pid" 2>/dev/null || true  # it may have exited since we looked
       for i in $(seq 1 30); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 1

@@ -48,7 +48,10 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        missing_model = exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+        # MLflow reports a missing alias as INVALID_PARAMETER_VALUE "... alias X not found".
+        missing_alias = exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+        if missing_model or missing_alias:
             return None
         raise
 

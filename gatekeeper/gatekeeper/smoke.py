@@ -37,10 +37,13 @@ def smoke(url: str, expected_version: str | None, timeout_s: float = 120.0) -> s
         time.sleep(1)
     features = info["features"]
     rows = [dict.fromkeys(features, 1.0), dict.fromkeys(features, 2.0)]
-    r = requests.post(f"{url}/predict", json={"instances": rows}, timeout=10)
-    if r.status_code != 200 or len(r.json().get("predictions", [])) != 2:
-        raise SmokeFailed(f"POST /predict -> HTTP {r.status_code}: {r.text[:200]}")
-    bad = requests.post(f"{url}/predict", json={"instances": [{"nope": 1}]}, timeout=10)
+    try:
+        r = requests.post(f"{url}/predict", json={"instances": rows}, timeout=10)
+        if r.status_code != 200 or len(r.json().get("predictions", [])) != 2:
+            raise SmokeFailed(f"POST /predict -> HTTP {r.status_code}: {r.text[:200]}")
+        bad = requests.post(f"{url}/predict", json={"instances": [{"nope": 1}]}, timeout=10)
+    except (requests.RequestException, ValueError) as exc:
+        raise SmokeFailed(f"POST /predict failed: {exc}") from exc
     if bad.status_code != 422:
         raise SmokeFailed(f"bad input -> HTTP {bad.status_code}, expected 422")
     return f"{url} serves {info['name']} version {info['version']} ({info['predict_path']})"

@@ -25,7 +25,7 @@ class FakeClient:
 
     def get_model_version_by_alias(self, name, alias):
         if alias not in self.aliases:
-            raise MlflowException("no alias", error_code=INVALID_PARAMETER_VALUE)
+            raise MlflowException("alias not found", error_code=INVALID_PARAMETER_VALUE)
         return self.get_model_version(name, self.aliases[alias])
 
     def get_model_version(self, name, version):

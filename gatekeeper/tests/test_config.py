@@ -30,6 +30,8 @@ def test_defaults_have_no_image_registry():
         ({"GATE_MIN_ACCURACY": "high"}, "GATE_MIN_ACCURACY must be a number"),
         ({"GATE_MIN_ACCURACY": "1.5"}, "between 0 and 1"),
         ({"GATE_MAX_REGRESSION": "-0.1"}, "must not be negative"),
+        ({"GATE_MAX_P99_LATENCY_MS": "nan"}, "must be a finite number"),
+        ({"GATE_MIN_ACCURACY": "inf"}, "must be a finite number"),
     ],
 )
 def test_rejects_bad_thresholds(env, message):

@@ -50,6 +50,19 @@ def test_rollback_walks_back_one_promotion(fake_client):
         lifecycle.rollback(client, cfg())
 
 
+def test_other_registry_errors_are_not_taken_for_a_missing_alias(fake_client):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    class Broken(fake_client):
+        def get_model_version_by_alias(self, name, alias):
+            raise MlflowException("bad alias name", error_code=INVALID_PARAMETER_VALUE)
+
+    with pytest.raises(MlflowException):
+        lifecycle.alias_version(Broken(versions(), {}), "m", "production")
+    assert lifecycle.alias_version(fake_client(versions(), {}), "m", "production") is None
+
+
 def test_image_follows_the_model(fake_client, fake_registry):
     url, manifests = fake_registry
     client = fake_client(versions(), {"candidate": "2"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ class LoadThresholds:
                 value = float(raw)
             except ValueError:
                 raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-            if value < 0:
-                raise ConfigError(f"{name} must not be negative")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite, non-negative number, got {raw!r}")
             return value
 
         return cls(

@@ -39,6 +39,12 @@ def test_from_env_and_errors():
         LoadThresholds.from_env({"LOAD_MAX_P99_MS": "fast"})
 
 
+@pytest.mark.parametrize("raw", ["nan", "inf", "-1"])
+def test_non_finite_or_negative_thresholds_are_rejected(raw):
+    with pytest.raises(ConfigError, match="LOAD_MAX_P95_MS"):
+        LoadThresholds.from_env({"LOAD_MAX_P95_MS": raw})
+
+
 def test_markdown_table_shows_the_verdict():
     md = markdown(summary(p95_ms=150), T, violations(summary(p95_ms=150), T))
     assert "FAILED" in md and "| p95 (ms) | 150 | <= 100 |" in md

@@ -106,7 +106,7 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
             return _error(415, "Content-Type must be application/json")
         try:
             payload = request.get_json()
-        except BadRequest:
+        except (BadRequest, RecursionError):  # nesting deeper than the parser's stack
             return _error(400, "body is not valid JSON")
         try:
             rows = parse(payload, model.features, model.types, cfg.max_batch_rows)

@@ -147,7 +147,9 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
     version = str(mv.version)
     with tempfile.TemporaryDirectory(prefix="serving-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{cfg.model_name}/{version}", dst_path=tmp
+            artifact_uri=f"models:/{cfg.model_name}/{version}",
+            dst_path=tmp,
+            tracking_uri=cfg.tracking_uri,
         )
         signature = Model.load(local).signature
         if signature is None or signature.inputs is None:

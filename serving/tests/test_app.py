@@ -38,6 +38,12 @@ def test_bad_input_gets_a_json_4xx(client, body, content_type, status, fragment)
     assert r.is_json and fragment in r.json["error"] and r.json["status"] == status
 
 
+def test_deeply_nested_json_gets_400_not_500(client):
+    r = post(client, "[" * 100_000 + "]" * 100_000)
+    assert r.status_code in (400, 413)
+    assert r.is_json and r.json["status"] == r.status_code
+
+
 def test_oversized_body_gets_413(client):
     r = post(client, {"instances": [[1.123456789, 2, 3]] * 400})
     assert r.status_code == 413
