@@ -24,10 +24,15 @@ BATCH_ROWS = int(os.environ.get("LOAD_BATCH_ROWS", "32"))
 FEATURES: list[str] = []
 
 
-@events.test_start.add_listener
-def _discover_features(environment, **_kwargs):
-    """Ask the server which features its model takes (fails the run early if it has none)."""
-    host = environment.host.rstrip("/")
+@events.init.add_listener
+def _preflight(environment, **_kwargs):
+    """Fail before any load on a bad threshold or a server that cannot say its features.
+
+    Locust treats an exception in an init listener as fatal (exit 1, already logged), so
+    a misconfiguration never looks like a latency failure after a full run.
+    """
+    LoadThresholds.from_env()
+    host = (environment.host or "").rstrip("/")
     r = requests.get(f"{host}/model", timeout=10)
     r.raise_for_status()
     FEATURES[:] = r.json()["features"]

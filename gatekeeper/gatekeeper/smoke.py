@@ -6,6 +6,8 @@ import time
 
 import requests
 
+CONSECUTIVE_ANSWERS = 6
+
 
 class SmokeFailed(RuntimeError):
     pass
@@ -20,16 +22,23 @@ def smoke(url: str, expected_version: str | None, timeout_s: float = 120.0) -> s
     url = url.rstrip("/")
     deadline = time.monotonic() + timeout_s
     info: dict = {}
+    agreeing = 0
     while True:
         try:
             r = requests.get(f"{url}/model", timeout=5)
             info = (
                 r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {}
             )
-            if r.status_code == 200 and (expected_version in (None, info.get("version"))):
-                break
-        except requests.RequestException:
-            pass
+            ok = r.status_code == 200 and (expected_version in (None, info.get("version")))
+        except (requests.RequestException, ValueError):
+            ok = False
+        # Each worker polls the registry on its own clock: several answers in a row, each on
+        # a new connection (so on any worker), before saying the server has switched.
+        agreeing = agreeing + 1 if ok else 0
+        if agreeing >= CONSECUTIVE_ANSWERS:
+            break
+        if ok:
+            continue
         if time.monotonic() > deadline:
             raise SmokeFailed(
                 f"{url} serves version {info.get('version')!r}, expected {expected_version!r}"
