@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow serve runs `uvicorn`
         PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("training", "serving", "bench")),
         MLFLOW_DISABLE_TELEMETRY="true",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true",
     )
     try:

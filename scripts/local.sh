@@ -27,6 +27,7 @@ MLFLOW_URL="http://$client_host:$MLFLOW_PORT"
 
 export MLFLOW_TRACKING_URI="$MLFLOW_URL"
 export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=true
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false  # ~6 job-runner processes the lab never uses
 export GATE_REGISTRY_URL=""               # no image registry in local mode
 export GATE_REPORT_DIR="$ROOT/reports/gate"
 export PYTHONPATH="$ROOT/training:$ROOT/gatekeeper:$ROOT/serving:$ROOT/loadtests"
