@@ -9,7 +9,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-LAB := bash scripts/lab.sh
+# The lab's verbs live in labctl/, a standard-library package: no venv needed to start the lab.
+LAB := $(PYTHON) -m labctl
 
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
@@ -18,21 +19,28 @@ LAB := bash scripts/lab.sh
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(VENV)/.installed: constraints.txt requirements-dev.in training/requirements.in gatekeeper/requirements.in serving/requirements.in loadtests/requirements.in services/mlflow/requirements.in
+$(VENV)/.installed: constraints.txt requirements-dev.in services/mlflow/requirements.in \
+	$(foreach c,training gatekeeper serving loadtests,$(c)/requirements.in $(c)/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlops-lab needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.in -c constraints.txt
+	@# The components, editable: their dependencies are already there, and the pinned
+	@# setuptools builds them (no build isolation: nothing unpinned is downloaded).
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps $(foreach c,training gatekeeper serving loadtests,-e ./$(c))
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment with the pinned dependencies
 
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
-DOCKERFILES := $(wildcard */Dockerfile services/*/Dockerfile)
+DOCKERFILES := $(wildcard */Dockerfile services/*/Dockerfile .ci/standins/*/Dockerfile)
 # `docker compose config` needs no engine, only the variables the file insists on.
 COMPOSE_LINT := GIT_SHA=lint POSTGRES_PASSWORD=lint S3_ACCESS_KEY=lint S3_SECRET_KEY=lint \
 	docker compose --env-file /dev/null --project-directory . -f compose/compose.yaml \
 	--profile minio --profile seaweedfs --profile build --profile jobs --profile load config -q
+COMPOSE_LINT_ROOT := GIT_SHA=lint POSTGRES_PASSWORD=lint S3_ACCESS_KEY=lint S3_SECRET_KEY=lint \
+	docker compose --profile minio --profile seaweedfs --profile build --profile jobs \
+	--profile load config -q
 
 lint: venv ## Lint: ruff, GitHub workflow schemas, the compose file, Dockerfiles (hadolint if installed)
 	$(BIN)/ruff check .
@@ -41,6 +49,8 @@ lint: venv ## Lint: ruff, GitHub workflow schemas, the compose file, Dockerfiles
 	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	@if docker compose version >/dev/null 2>&1; then \
 		echo "docker compose config -q (dummy secrets)"; $(COMPOSE_LINT); \
+		echo "docker compose config -q from the root (compose.yaml includes compose/)"; \
+		$(COMPOSE_LINT_ROOT); \
 	else echo "lint: no 'docker compose' here, compose/compose.yaml not checked"; fi
 	@if command -v hadolint >/dev/null 2>&1; then \
 		echo "hadolint $(DOCKERFILES)"; hadolint --failure-threshold error $(DOCKERFILES); \
@@ -60,7 +70,7 @@ test: lint ## Lint, unit and integration tests (creates the venv on first use)
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 bench: venv ## Serving benchmark: ours vs mlflow models serve vs the HTTP floor (needs wrk)
-	$(BIN)/python bench/servebench.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.servebench $(BENCH_ARGS)
 
 lock: ## Re-resolve every lock file (constraints.txt, */requirements.txt)
 	PYTHON=$(PYTHON) scripts/lock.sh
@@ -113,7 +123,7 @@ urls: ## Print the lab's URLs
 	@$(LAB) urls
 
 summary: ## Gate and latency reports as Markdown (appended to $GITHUB_STEP_SUMMARY on GitHub)
-	@$(PYTHON) scripts/summary.py
+	@$(LAB) summary
 
 state-save: ## Stop the lab, save its volumes and .env to one file (STATE_FILE=lab-state.tgz)
 	@$(LAB) state-save

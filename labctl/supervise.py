@@ -1,6 +1,6 @@
 """A tiny process supervisor for the lab's local mode (standard library only).
 
-    python scripts/supervise.py --pidfile .lab/run/mlflow.pid --log .lab/logs/mlflow.log -- CMD...
+    python -m labctl.supervise --pidfile .lab/run/mlflow.pid --log .lab/logs/mlflow.log -- CMD...
 
 Runs CMD in the background, restarts it when it dies (with backoff, at most 5 times a
 minute), and on SIGTERM/SIGINT stops it and exits. The pidfile holds this supervisor's

@@ -1,0 +1,184 @@
+"""The command line: `python -m labctl VERB [options]`; the Makefile's targets call it.
+
+Options default to the Makefile's variables (TO, ALIAS, LOAD_ALIAS, SERVICE, FORCE…), so
+`make promote TO=production` and `python -m labctl promote --to production` are the same.
+Exit codes follow the jobs: 0 done, 1 the line stopped (gate failed, promotion refused,
+smoke failed), 2 a usage, configuration or infrastructure error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Callable
+
+from labctl import log, pipeline, urls
+from labctl.errors import EXIT_ERROR, CommandFailed, LabError
+from labctl.runner import Runner
+from labctl.settings import ROOT, Settings, load, resolve_mode
+
+VERBS: dict[str, str] = {
+    "up": "start the lab (builds, starts, bootstraps a production model on first run)",
+    "down": "stop the lab, keep every run, model and image",
+    "restart": "down, then up",
+    "ps": "show the lab's services",
+    "logs": "show recent logs (--service NAME for one service)",
+    "doctor": "check Docker, Compose, ports, memory and disk",
+    "build": "build the images and push them to the local registry, tagged by git sha",
+    "train": "train a new candidate",
+    "gate": "run the quality gate on @candidate (exit 1 stops the line)",
+    "promote": "promote --to staging (candidate->staging) or production (staging->production)",
+    "rollback": "point @production back at the previous production version",
+    "status": "show which version each alias points to",
+    "smoke": "smoke-test a model server (--alias staging|production)",
+    "load": "Locust latency gate against a server (--alias, default staging)",
+    "urls": "print the lab's URLs",
+    "summary": "the gate and latency reports as Markdown ($GITHUB_STEP_SUMMARY on GitHub)",
+    "state-save": "stop the lab, save its volumes and .env to one file (docker mode)",
+    "state-restore": "restore a saved lab into fresh volumes (docker mode)",
+    "e2e": "end-to-end tests against the running lab",
+    "clean": "delete the lab's data (asks first; --force skips the question)",
+    "mode": "print the mode the lab runs in (docker or local)",
+}
+
+
+def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
+    env = environ.get
+    p = argparse.ArgumentParser(prog="labctl", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = {name: sub.add_parser(name, help=text) for name, text in VERBS.items()}
+    # No argparse `choices`: they are not checked against defaults, which come from make
+    # variables; the pipeline checks every alias and names the variable.
+    verbs["promote"].add_argument("--to", default=env("TO") or "staging", help="(TO=)")
+    verbs["smoke"].add_argument("--alias", default=env("ALIAS") or "staging", help="(ALIAS=)")
+    verbs["load"].add_argument(
+        "--alias", default=env("LOAD_ALIAS") or "staging", help="(LOAD_ALIAS=)"
+    )
+    verbs["logs"].add_argument("--service", default=env("SERVICE") or "", help="(SERVICE=)")
+    force = env("FORCE", "0") not in ("", "0")
+    for name in ("clean", "state-restore"):
+        verbs[name].add_argument("--force", action="store_true", default=force, help="(FORCE=1)")
+    verbs["e2e"].add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    return p
+
+
+def backend_for(mode: str, settings: Settings, runner: Runner):
+    if mode == "docker":
+        from labctl.docker import DockerBackend
+
+        return DockerBackend(settings, runner)
+    from labctl.local import LocalBackend
+
+    return LocalBackend(settings, runner)
+
+
+def confirm_clean(mode: str, ask: Callable[[str], str] = input) -> bool:
+    if not sys.stdin.isatty():
+        raise LabError(
+            "make clean deletes every run, model and image: run it in a terminal or with FORCE=1"
+        )
+    what = "the lab's volumes" if mode == "docker" else "the local lab's data in .lab/"
+    answer = ask(f"Delete {what} (every run, model and image)? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
+    verb = args.verb
+    if verb == "summary":
+        from labctl import summary
+
+        return summary.summary(settings.root, settings.env)
+
+    from labctl.docker import docker_answers
+
+    mode = resolve_mode(settings, lambda: docker_answers(runner))
+    if verb == "mode":
+        print(mode)
+        return 0
+    if verb == "e2e":
+        pytest = settings.root / ".venv" / "bin" / "pytest"
+        if not pytest.exists():
+            raise LabError("run make venv first")
+        extra = args.pytest_args or shlex.split(settings.get("PYTEST_ARGS"))
+        return runner.run(
+            [str(pytest), "-m", "e2e", "tests/e2e", "-p", "no:cacheprovider", *extra],
+            env={"LAB_ACTIVE_MODE": mode},
+            check=False,
+        ).returncode
+
+    b = backend_for(mode, settings, runner)
+    if verb == "up":
+        pipeline.up(b)
+    elif verb == "down":
+        b.down()
+        kept = "in the volumes" if mode == "docker" else "in .lab/"
+        log.info(f"stopped; data kept {kept} (make clean removes it)")
+    elif verb == "restart":
+        b.down()
+        pipeline.up(b)
+    elif verb == "clean":
+        if not args.force and not confirm_clean(mode):
+            log.info("nothing deleted")
+            return 0
+        b.clean()
+        log.info("data removed (.env kept: delete it yourself to get new secrets)")
+    elif verb == "doctor":
+        problems, summary_line = b.doctor()
+        for p in problems:
+            log.problem(p)
+        if problems:
+            return 1
+        log.good(f"{mode} mode: {summary_line}")
+    elif verb == "ps":
+        b.ps()
+    elif verb == "logs":
+        b.logs(args.service)
+    elif verb == "build":
+        b.build()
+    elif verb == "train":
+        b.train()
+    elif verb == "gate":
+        if mode == "docker":
+            b.prepare_reports()
+        else:
+            (settings.root / "reports" / "gate").mkdir(parents=True, exist_ok=True)
+        b.gatekeeper("gate")
+    elif verb == "promote":
+        pipeline.promote(b, args.to)
+    elif verb == "rollback":
+        pipeline.rollback(b)
+    elif verb == "status":
+        b.gatekeeper("status")
+    elif verb == "smoke":
+        pipeline.smoke(b, args.alias)
+    elif verb == "load":
+        b.load(pipeline.check_alias("LOAD_ALIAS", args.alias))
+    elif verb == "urls":
+        print(urls.text(settings, mode))
+    elif verb == "state-save":
+        b.state_save()
+    elif verb == "state-restore":
+        settings.env["FORCE"] = "1" if args.force else "0"
+        b.state_restore()
+    return 0
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    args = parser(environ).parse_args(argv)
+    try:
+        settings = load(ROOT, environ)
+        for w in settings.warnings:
+            log.warn(w)
+        return run(args, settings, Runner(settings.root, settings.env))
+    except LabError as exc:
+        log.error(str(exc))
+        return exc.code
+    except CommandFailed as exc:
+        log.error(f"`{' '.join(exc.argv[:6])}…` exited with {exc.returncode}")
+        return exc.returncode if 0 < exc.returncode < 128 else EXIT_ERROR
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130

@@ -1,0 +1,453 @@
+"""The docker backend: the Compose stack, its images in the local registry, its state file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from labctl import doctor, log, state
+from labctl.errors import CommandFailed, LabError
+from labctl.runner import Result, Runner
+from labctl.settings import Settings, ensure_env
+
+# Every image the lab builds, by compose service, with its repository in the registry.
+BUILT = {
+    "mlflow": "mlflow",
+    "serving-image": "serving",
+    "training": "training",
+    "gatekeeper": "gatekeeper",
+    "locust": "loadtests",
+}
+ALL_PROFILES = ("build", "jobs", "load", "minio", "seaweedfs")
+MANIFEST_ACCEPT = (
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json"
+)
+# The uid of the images' non-root user: as root (CI), jobs run as it and own the reports.
+IMAGE_UID = "10001"
+
+
+class DockerBackend:
+    mode = "docker"
+
+    def __init__(self, settings: Settings, runner: Runner):
+        self.s = settings
+        self.runner = runner
+
+    # ------------------------------------------------------------------ helpers
+    def compose(self, *args: str, profiles: tuple[str, ...] = ()) -> list[str]:
+        argv = [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(self.s.root),
+            "-f",
+            str(self.s.root / "compose" / "compose.yaml"),
+            "--profile",
+            self.s.s3_backend,
+        ]
+        for p in profiles:
+            argv += ["--profile", p]
+        return argv + list(args)
+
+    def run_as(self) -> str:
+        if os.getuid() == 0:
+            return f"{IMAGE_UID}:{IMAGE_UID}"
+        return f"{os.getuid()}:{os.getgid()}"
+
+    def prepare_reports(self) -> None:
+        for sub in ("gate", "load"):
+            path = self.s.root / "reports" / sub
+            path.mkdir(parents=True, exist_ok=True)
+            if os.getuid() == 0:  # files too: local mode may have written them as root
+                for p in [path, *path.rglob("*")]:
+                    os.chown(p, int(IMAGE_UID), int(IMAGE_UID))
+
+    def project(self) -> str:
+        return self.s.get("COMPOSE_PROJECT_NAME", "mlops-lab")
+
+    def running(self) -> bool:
+        r = self.runner.run(self.compose("ps", "-q"), check=False, capture=True)
+        return r.returncode == 0 and bool(r.stdout.strip())
+
+    # ----------------------------------------------------------------- verbs
+    def doctor(self) -> tuple[list[str], str]:
+        return doctor.docker_doctor(self.s, self.runner, self.running)
+
+    def prepare(self) -> None:
+        """Preflight, secrets, the registry and this commit's images."""
+        log.info("docker mode: preflight")
+        problems, summary = self.doctor()
+        for p in problems:
+            log.problem(p)
+        if problems:
+            raise LabError("fix the problems above, then run make up again")
+        log.good(summary)
+        self.ensure_env()
+        self.prepare_reports()
+        self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+        if self.s.flag("LAB_REUSE_IMAGES") and self.registry_has_images():
+            # CI stage jobs: the images came with the restored lab state (make state-restore).
+            log.info(
+                f"the local registry already holds the images for {self.s.get('GIT_SHA')} "
+                "(LAB_REUSE_IMAGES=1): not rebuilding"
+            )
+        else:
+            self.build_images()
+
+    def ensure_env(self) -> None:
+        if ensure_env(self.s):
+            log.info("created .env with freshly generated secrets (it is git-ignored; keep it)")
+            self.reload()
+
+    def reload(self) -> None:
+        """Read .env again (after it was written) into the environment of later commands."""
+        from labctl import settings as settings_mod
+
+        fresh = settings_mod.load(self.s.root, self.s.environ, sha=self.s.get("GIT_SHA"))
+        self.s.env.clear()
+        self.s.env.update(fresh.env)
+        self.runner.env = dict(fresh.env)
+
+    def start_tracking(self) -> None:
+        log.info(f"starting Postgres, the S3 store ({self.s.s3_backend}) and MLflow")
+        self.runner.run(self.compose("up", "-d", "--wait", "mlflow"))
+
+    def start_servers(self) -> None:
+        self.runner.run(self.compose("pull", "--quiet", "serving-staging", "serving-production"))
+        self.runner.run(self.compose("up", "-d", "--wait", "serving-staging", "serving-production"))
+
+    def gatekeeper(self, *args: str, capture: bool = False) -> Result:
+        return self.runner.run(
+            self.compose(
+                "run",
+                "--rm",
+                "--no-TTY",
+                "--user",
+                self.run_as(),
+                "gatekeeper",
+                *args,
+                profiles=("jobs",),
+            ),
+            capture=capture,
+        )
+
+    def train(self) -> None:
+        self.ensure_images()
+        self.runner.run(self.compose("run", "--rm", "--no-TTY", "training", profiles=("jobs",)))
+
+    def roll(self, alias: str) -> None:
+        """Bring a server onto the image its tag now names (recreated only if it changed)."""
+        self.runner.run(self.compose("pull", "--quiet", f"serving-{alias}"))
+        self.runner.run(self.compose("up", "-d", "--wait", f"serving-{alias}"))
+
+    def server_url(self, alias: str) -> str:
+        """Where the gatekeeper container reaches a server: the compose network."""
+        return f"http://serving-{alias}:8080"
+
+    def load(self, alias: str) -> None:
+        self.prepare_reports()
+        self.runner.run(
+            self.compose(
+                "run",
+                "--rm",
+                "--no-TTY",
+                "--user",
+                self.run_as(),
+                "locust",
+                profiles=("load",),
+            ),
+            env={"LOAD_TARGET": f"http://serving-{alias}:8080"},
+        )
+
+    def build(self) -> None:
+        self.ensure_env()
+        self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+        self.build_images()
+
+    def record_mode(self) -> None:
+        self.s.lab_dir.mkdir(exist_ok=True)
+        (self.s.lab_dir / "mode").write_text("docker\n")
+
+    def down(self) -> None:
+        self.runner.run(self.compose("down", "--remove-orphans", profiles=ALL_PROFILES))
+        (self.s.lab_dir / "mode").unlink(missing_ok=True)
+
+    def clean(self) -> None:
+        self.runner.run(
+            self.compose("down", "--volumes", "--remove-orphans", profiles=ALL_PROFILES)
+        )
+        shutil.rmtree(self.s.root / "reports", ignore_errors=True)
+        shutil.rmtree(self.s.lab_dir, ignore_errors=True)
+
+    def ps(self) -> None:
+        self.runner.run(self.compose("ps"))
+
+    def logs(self, service: str) -> None:
+        self.runner.run(self.compose("logs", "--tail=200", *([service] if service else [])))
+
+    # ---------------------------------------------------------------- images
+    def build_images(self) -> None:
+        log.info(f"building images for {self.s.get('GIT_SHA')}")
+        services = list(BUILT)
+        cache = self.s.get("LAB_BUILD_CACHE")
+        if cache:
+            self.bake_images(cache)
+        else:
+            self.runner.run(
+                self.compose("build", *services, profiles=("build", "jobs", "load")),
+                env={"DOCKER_BUILDKIT": "1"},
+            )
+        log.info(f"pushing them to the local registry ({self.s.get('LAB_REGISTRY')})")
+        self.runner.run(
+            self.compose("push", "--quiet", *services, profiles=("build", "jobs", "load"))
+        )
+
+    def bake_images(self, cache: str) -> None:
+        """LAB_BUILD_CACHE=gha: `docker buildx bake` from the compose file, Actions cache.
+
+        Same contexts, args, secret and tags as `compose build`, one cache scope per image
+        so that one image's export does not overwrite another's. Needs a docker-container
+        builder and the Actions runtime variables; `--load` hands the images to the engine.
+        """
+        if cache != "gha":
+            raise LabError(
+                f"LAB_BUILD_CACHE must be empty (plain compose build) or gha (got {cache!r})"
+            )
+        if not self.runner.ok(["docker", "buildx", "version"]):
+            raise LabError("LAB_BUILD_CACHE=gha needs the docker buildx plugin")
+        if not self.s.get("ACTIONS_RUNTIME_TOKEN"):
+            raise LabError(
+                "LAB_BUILD_CACHE=gha needs the GitHub Actions runtime variables "
+                "(ACTIONS_RUNTIME_TOKEN, ACTIONS_RESULTS_URL): run "
+                "crazy-max/ghaction-github-runtime first, or unset LAB_BUILD_CACHE"
+            )
+        sets: list[str] = []
+        for target in BUILT:
+            sets += [
+                "--set",
+                f"{target}.cache-from=type=gha,scope=mlops-lab-{target}",
+                "--set",
+                f"{target}.cache-to=type=gha,scope=mlops-lab-{target},mode=max",
+            ]
+        log.info("docker buildx bake with the GitHub Actions cache (LAB_BUILD_CACHE=gha)")
+        self.runner.run(
+            [
+                "docker",
+                "buildx",
+                "bake",
+                "--file",
+                str(self.s.root / "compose" / "compose.yaml"),
+                "--load",
+                *sets,
+                *BUILT,
+            ]
+        )
+
+    def registry_has(self, repo: str, tag: str) -> bool:
+        url = f"http://127.0.0.1:{self.s.port('REGISTRY_PORT')}/v2/mlops-lab/{repo}/manifests/{tag}"
+        req = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_ACCEPT})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (http, loopback)
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def registry_has_images(self) -> bool:
+        """All five images of this commit are in the registry (a clean tree only: a
+        -dirty tag does not say which edits it was built from)."""
+        sha = self.s.get("GIT_SHA")
+        if sha == "dev" or sha.endswith("-dirty"):
+            return False
+        return all(self.registry_has(repo, sha) for repo in BUILT.values())
+
+    def ensure_images(self) -> None:
+        """Models are tagged with the sha that trained them and promotion retags that sha's
+        serving image: after a commit, build that sha's images before training with it."""
+        if self.registry_has("serving", self.s.get("GIT_SHA")):
+            return
+        self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+        self.build_images()
+
+    # ----------------------------------------------------------------- state
+    def state_file(self) -> Path:
+        f = Path(self.s.get("STATE_FILE", "lab-state.tgz"))
+        return f if f.is_absolute() else self.s.root / f
+
+    def state_image(self) -> str:
+        """An image with bash and tar that the lab pulls anyway: the Python base image."""
+        from labctl import images
+
+        return self.s.get("PYTHON_IMAGE") or images.default_python_image(
+            (self.s.root / "compose" / "compose.yaml").read_text(encoding="utf-8")
+        )
+
+    def state_save(self) -> None:
+        file = self.state_file()
+        project = self.project()
+        vols = state.volumes(self.s.s3_backend)
+        if not self.s.env_file.is_file():
+            raise LabError("no .env here: there is no lab to save (make up first)")
+        mounts: list[str] = []
+        for v in vols:
+            if not self.runner.ok(["docker", "volume", "inspect", f"{project}_{v}"]):
+                raise LabError(
+                    f"volume {project}_{v} does not exist: is a lab of project {project!r} "
+                    f"with S3_BACKEND={self.s.s3_backend} up? (make up first)"
+                )
+            mounts += ["-v", f"{project}_{v}:/state/{v}:ro"]
+        log.info("stopping the lab so that the database and the stores are consistent on disk")
+        self.down()
+        meta = state.meta_archive(
+            state.manifest_text(project, self.s.s3_backend, self.s.get("GIT_SHA")),
+            self.s.env_file.read_bytes(),
+        )
+        log.info(f"saving {' '.join(vols)} and .env to {file}")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        partial = file.with_name(file.name + ".partial")
+        # meta/ goes in on stdin and the archive comes out on stdout: no host folder is
+        # bind-mounted, so this works with whichever engine the docker CLI talks to.
+        script = (
+            "tar -xf - -C /state && "
+            f"tar -C /state -cf - --numeric-owner meta {' '.join(vols)} | gzip -1"
+        )
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self.runner.run(
+                    [
+                        "docker",
+                        "run",
+                        "--rm",
+                        "-i",
+                        "--network",
+                        "none",
+                        *mounts,
+                        "--entrypoint",
+                        "bash",
+                        self.state_image(),
+                        "-o",
+                        "pipefail",
+                        "-c",
+                        script,
+                    ],
+                    input=meta,
+                    stdout=out,
+                )
+        except CommandFailed as exc:
+            partial.unlink(missing_ok=True)
+            raise LabError("saving the lab state failed (see above)") from exc
+        partial.replace(file)
+        size = file.stat().st_size / 1048576
+        log.info(
+            f"saved {size:.1f} MiB to {file}; it holds this lab's generated secrets (.env): "
+            "keep it private"
+        )
+        log.info("the lab is stopped: make up starts it again here, make state-restore elsewhere")
+
+    def state_restore(self) -> None:
+        file = self.state_file()
+        fields, saved_env = state.read_meta(file)
+        m = state.check_manifest(fields, str(file), self.s.from_environ("S3_BACKEND"))
+        self.s.env["S3_BACKEND"] = m.backend
+        self.runner.env["S3_BACKEND"] = m.backend
+        project = self.project()
+        force = self.s.flag("FORCE")
+        # Overwrite nothing unless asked, and check everything before changing anything.
+        replace_env = False
+        if self.s.env_file.exists() and self.s.env_file.read_bytes() != saved_env:
+            if not force:
+                raise LabError(
+                    ".env differs from the saved one, and the saved database only opens with "
+                    "the saved passwords: move .env away, or FORCE=1 (keeps yours as "
+                    ".env.before-restore)"
+                )
+            replace_env = True
+        existing = [
+            f"{project}_{v}"
+            for v in m.volumes
+            if self.runner.ok(["docker", "volume", "inspect", f"{project}_{v}"])
+        ]
+        if existing:
+            if not force:
+                raise LabError(
+                    f"volume(s) {' '.join(existing)} already exist and restoring would replace "
+                    "their data: make clean first, or FORCE=1"
+                )
+            log.info(f"FORCE=1: stopping the lab and removing {' '.join(existing)}")
+            try:
+                self.down()
+            except CommandFailed:
+                log.warn("stopping the lab failed; removing the volumes anyway")
+            self.runner.run(["docker", "volume", "rm", *existing], quiet=True)
+        log.info(
+            f"restoring {' '.join(m.volumes)} (saved {m.saved_at} from git sha {m.git_sha}, "
+            f"S3_BACKEND={m.backend}) into project {project!r}"
+        )
+        mounts: list[str] = []
+        for v in m.volumes:
+            # The labels Compose puts on the volumes it creates, so that it adopts these.
+            self.runner.run(
+                [
+                    "docker",
+                    "volume",
+                    "create",
+                    "--label",
+                    f"com.docker.compose.project={project}",
+                    "--label",
+                    f"com.docker.compose.volume={v}",
+                    f"{project}_{v}",
+                ],
+                quiet=True,
+            )
+            mounts += ["-v", f"{project}_{v}:/state/{v}"]
+        try:
+            with open(file, "rb") as f:
+                self.runner.run(
+                    [
+                        "docker",
+                        "run",
+                        "--rm",
+                        "-i",
+                        "--network",
+                        "none",
+                        *mounts,
+                        "--entrypoint",
+                        "tar",
+                        self.state_image(),
+                        "-xzf",
+                        "-",
+                        "-C",
+                        "/state",
+                        "--numeric-owner",
+                        "--same-owner",
+                        "--same-permissions",
+                        *m.volumes,
+                    ],
+                    stdin=f,
+                )
+        except CommandFailed as exc:
+            raise LabError(
+                "restoring the volumes failed (see above); make clean FORCE=1 removes what "
+                "was written"
+            ) from exc
+        if replace_env:
+            self.s.env_file.replace(self.s.root / ".env.before-restore")
+        if not self.s.env_file.exists():
+            fd = os.open(self.s.env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(saved_env)
+        if m.git_sha != self.s.get("GIT_SHA"):
+            log.info(
+                f"note: the state comes from git sha {m.git_sha} and this checkout is "
+                f"{self.s.get('GIT_SHA')} (make up builds this one's images)"
+            )
+        log.info("restored: make up starts the lab on it (it finds the production model)")
+
+
+def docker_answers(runner: Runner) -> bool:
+    return shutil.which("docker") is not None and runner.ok(["docker", "info"])

@@ -1,0 +1,306 @@
+"""The local backend: the same lab as supervised processes, for machines without Docker.
+
+    MLflow server   .venv's mlflow, SQLite in .lab/mlflow.db, artifacts proxied to .lab/artifacts
+    serving-*       gunicorn processes, one per alias, on STAGING_PORT and PRODUCTION_PORT
+    jobs            python -m trainer / gatekeeper / locust from .venv
+
+Each server runs under `python -m labctl.supervise` (restarts on crash); its PID is
+recorded in .lab/run/<name>.pid, and `down` stops exactly those PIDs, never processes
+found by name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from labctl import doctor, log, processes
+from labctl.errors import LabError
+from labctl.runner import Result, Runner
+from labctl.settings import Settings, ensure_env
+
+SERVICES = ("mlflow", "serving-staging", "serving-production")
+PORT_VAR = {
+    "mlflow": "MLFLOW_PORT",
+    "serving-staging": "STAGING_PORT",
+    "serving-production": "PRODUCTION_PORT",
+}
+START_TIMEOUT_S = 180
+
+BANNER = """LOCAL MODE: the lab runs as processes on this machine, without Docker.
+  MLflow on SQLite and a local artifact folder (.lab/), servers under gunicorn.
+  Left out: Postgres, the S3 store, the image registry (no images are built or
+  promoted: only model aliases move), container isolation."""
+
+
+def process_command(pid: int) -> str:
+    """The command line of a live process, or '' (Linux /proc, else ps)."""
+    proc = Path(f"/proc/{pid}/cmdline")
+    if proc.parent.parent.is_dir() and Path("/proc/self").exists():
+        try:
+            return proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+    try:
+        return subprocess.run(
+            ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+class LocalBackend:
+    mode = "local"
+
+    def __init__(self, settings: Settings, runner: Runner):
+        self.s = settings
+        self.runner = runner
+        self.run_dir = settings.lab_dir / "run"
+        self.log_dir = settings.lab_dir / "logs"
+        self.bin = settings.root / ".venv" / "bin"
+        url = f"http://{settings.client_host}:{settings.get('MLFLOW_PORT')}"
+        self.job_env = {
+            "MLFLOW_TRACKING_URI": url,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+            "GATE_REGISTRY_URL": "",  # no image registry in local mode
+            "GATE_REPORT_DIR": str(settings.root / "reports" / "gate"),
+        }
+        self.runner.env.update(self.job_env)
+
+    # ------------------------------------------------------------ processes
+    def port(self, name: str) -> int:
+        return self.s.port(PORT_VAR[name])
+
+    def pidfile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def running_pid(self, name: str) -> int | None:
+        """The recorded PID, if that process is alive and is still our supervisor for it."""
+        try:
+            text = self.pidfile(name).read_text()
+        except OSError:
+            return None
+        digits = "".join(c for c in text if c.isdigit())
+        if not digits:
+            return None
+        pid = int(digits)
+        cmd = process_command(pid)
+        if "labctl.supervise" in cmd and str(self.pidfile(name)) in cmd:
+            return pid
+        return None
+
+    def clear_stale(self, name: str) -> None:
+        path = self.pidfile(name)
+        if path.exists() and self.running_pid(name) is None:
+            log.info(f"removing stale PID file for {name} (the process is gone)")
+            path.unlink(missing_ok=True)
+
+    def port_taken(self, port: int) -> bool:
+        return processes.port_in_use(port, self.s.client_host)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.clear_stale(name)
+        pid = self.running_pid(name)
+        if pid is not None:
+            log.info(f"{name} already running (PID {pid})")
+            return
+        port = self.port(name)
+        if self.port_taken(port):
+            raise LabError(
+                f"port {port} for {name} is already in use by another program: stop it, "
+                "or set a free port in .env"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen(  # detached: it outlives this command, `make down` stops it
+            [
+                sys.executable,
+                "-m",
+                "labctl.supervise",
+                "--pidfile",
+                str(self.pidfile(name)),
+                "--log",
+                str(self.log_dir / f"{name}.log"),
+                "--",
+                *argv,
+            ],
+            cwd=self.s.root,
+            env={**self.runner.env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.info(f"started {name} (log: .lab/logs/{name}.log)")
+
+    def wait_http(self, name: str, url: str, timeout: float = START_TIMEOUT_S) -> None:
+        """Wait for an endpoint; fail with the log's tail instead of hanging."""
+        import time
+
+        started = time.monotonic()
+
+        def alive() -> bool:  # the supervisor writes its PID file as it starts
+            return time.monotonic() - started < 4 or self.running_pid(name) is not None
+
+        try:
+            processes.wait_http(url, timeout, alive=alive)
+        except (RuntimeError, TimeoutError) as exc:
+            self.print_log_tail(name)
+            raise LabError(f"{name} did not come up: {exc} (log above)") from exc
+
+    def print_log_tail(self, name: str, lines: int = 30) -> None:
+        path = self.log_dir / f"{name}.log"
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return
+        print("\n".join(tail), file=sys.stderr)
+
+    def stop_all(self) -> None:
+        stopped = False
+        for name in SERVICES:
+            self.clear_stale(name)
+            pid = self.running_pid(name)
+            if pid is None:
+                continue
+            if processes.stop_pid(pid, timeout=30):
+                log.info(f"{name} (PID {pid}) did not stop in 30 s; killed it")
+            self.pidfile(name).unlink(missing_ok=True)
+            log.info(f"stopped {name} (PID {pid})")
+            stopped = True
+        if not stopped:
+            log.info("nothing was running")
+
+    # ----------------------------------------------------------------- verbs
+    def doctor(self) -> tuple[list[str], str]:
+        running = [PORT_VAR[n] for n in SERVICES if self.running_pid(n) is not None]
+        return doctor.local_doctor(self.s, running)
+
+    def prepare(self) -> None:
+        for line in BANNER.splitlines():
+            log.info(line)
+        if ensure_env(self.s):
+            log.info("created .env with freshly generated secrets (it is git-ignored; keep it)")
+        if not (self.bin / "python").exists():
+            log.info("creating the virtual environment (.venv)")
+            self.runner.run(["make", "--no-print-directory", "venv"])
+        for sub in ("gate", "load"):
+            (self.s.root / "reports" / sub).mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:  # preflight: refuse before starting anything
+            self.clear_stale(name)
+            if self.running_pid(name) is None and self.port_taken(self.port(name)):
+                raise LabError(
+                    f"port {self.port(name)} for {name} is already in use by another program: "
+                    "stop it, or set a free port in .env"
+                )
+
+    def start_tracking(self) -> None:
+        (self.s.lab_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+        self.start(
+            "mlflow",
+            processes.mlflow_server_command(
+                self.bin, self.s.lab_dir, self.port("mlflow"), host=self.s.bind
+            ),
+            env=processes.MLFLOW_SERVER_ENV,
+        )
+        self.wait_http("mlflow", f"http://{self.s.client_host}:{self.port('mlflow')}/health")
+
+    def serving_up(self, alias: str) -> None:
+        name = f"serving-{alias}"
+        port = self.port(name)
+        self.start(
+            name,
+            processes.gunicorn_command(self.bin),
+            env={
+                "SERVING_MODEL_ALIAS": alias,
+                "GUNICORN_BIND": f"{self.s.bind}:{port}",
+                "PROMETHEUS_MULTIPROC_DIR": str(self.s.lab_dir / f"metrics-{alias}"),
+            },
+        )
+        self.wait_http(name, f"http://{self.s.client_host}:{port}/ready")
+
+    def start_servers(self) -> None:
+        self.serving_up("staging")
+        self.serving_up("production")
+
+    def python(self, *args: str, capture: bool = False) -> Result:
+        return self.runner.run([str(self.bin / "python"), *args], capture=capture)
+
+    def gatekeeper(self, *args: str, capture: bool = False) -> Result:
+        return self.python("-m", "gatekeeper", *args, capture=capture)
+
+    def train(self) -> None:
+        self.python("-m", "trainer")
+
+    def roll(self, alias: str) -> None:
+        """The servers follow their alias; make sure this one runs and answers."""
+        self.serving_up(alias)
+
+    def server_url(self, alias: str) -> str:
+        return f"http://{self.s.client_host}:{self.port(f'serving-{alias}')}"
+
+    def load(self, alias: str) -> None:
+        reports = self.s.root / "reports" / "load"
+        reports.mkdir(parents=True, exist_ok=True)
+        self.runner.run(
+            [
+                str(self.bin / "locust"),
+                "--config",
+                str(self.s.root / "loadtests" / "locust.conf"),
+                "--host",
+                self.server_url(alias),
+                "--csv",
+                str(reports / "locust"),
+                "--html",
+                str(reports / "locust.html"),
+            ],
+            env={"LOAD_REPORT_DIR": str(reports)},
+        )
+
+    def build(self) -> None:
+        log.info("local mode builds no images (nothing to do)")
+
+    def record_mode(self) -> None:
+        self.s.lab_dir.mkdir(exist_ok=True)
+        (self.s.lab_dir / "mode").write_text("local\n")
+
+    def down(self) -> None:
+        self.stop_all()
+        (self.s.lab_dir / "mode").unlink(missing_ok=True)
+
+    def clean(self) -> None:
+        self.stop_all()
+        shutil.rmtree(self.s.lab_dir, ignore_errors=True)
+        shutil.rmtree(self.s.root / "reports", ignore_errors=True)
+
+    def ps(self) -> None:
+        print(f"{'SERVICE':<20} {'PID':<8} {'PORT':<7} STATE")
+        for name in SERVICES:
+            pid = self.running_pid(name)
+            state = "running" if pid is not None else "stopped"
+            print(f"{name:<20} {pid if pid is not None else '-'!s:<8} {self.port(name):<7} {state}")
+
+    def logs(self, service: str) -> None:
+        names = [service] if service else list(SERVICES)
+        for name in names:
+            print(f"==> .lab/logs/{name}.log <==")
+            path = self.log_dir / f"{name}.log"
+            if path.exists():
+                print("\n".join(path.read_text(errors="replace").splitlines()[-100:]))
+            else:
+                print("(no log)")
+
+    def state_save(self) -> None:
+        raise LabError(_NO_STATE.format(verb="state-save"))
+
+    def state_restore(self) -> None:
+        raise LabError(_NO_STATE.format(verb="state-restore"))
+
+
+_NO_STATE = (
+    "{verb} works in docker mode only (it moves Docker volumes); the local lab's state "
+    "is the .lab/ folder with .env"
+)

@@ -1,0 +1,288 @@
+"""The lab's settings: `.env` parsed the way Compose parses it, layered the way Compose does.
+
+Precedence, highest first: a non-empty variable in the environment, then `.env` (the
+user's file, generated on the first `make up`), then `.env.example` (the documented
+defaults; the one place a default is written for the lab's own tooling). An empty
+environment variable counts as unset, as `${VAR:-default}` does in the compose file: CI
+passes its knobs as possibly-empty variables, and empty must mean "the lab's value".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.errors import LabError
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Only lab settings are taken from `.env`: a file that a classmate, a state archive or a
+# pull request can hand over must not be able to set BASH_ENV, LD_PRELOAD, PYTHONPATH,
+# DOCKER_HOST or PATH for every program the lab runs.
+SETTING_PREFIXES = (
+    "LAB_",
+    "MLFLOW_",
+    "GATE_",
+    "SERVING_",
+    "LOAD_",
+    "LOCUST_",
+    "TRAIN_",
+    "S3_",
+    "POSTGRES_",
+    "GUNICORN_",
+)
+SETTING_SUFFIXES = ("_IMAGE", "_PORT")
+SETTING_NAMES = frozenset({"LABEL_NOISE", "PIP_CA_FILE", "STATE_FILE", "GIT_SHA"})
+
+PORT_VARS = (
+    "MLFLOW_PORT",
+    "REGISTRY_PORT",
+    "STAGING_PORT",
+    "PRODUCTION_PORT",
+    "S3_PORT",
+    "S3_CONSOLE_PORT",
+)
+MODES = ("auto", "docker", "local")
+S3_BACKENDS = ("minio", "seaweedfs")
+SECRET_KEYS = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+
+
+def is_setting(key: str) -> bool:
+    """True for the names the lab reads from `.env`."""
+    if key.startswith(("DOCKER_", "LD_", "BASH", "COMPOSE_")):
+        return False
+    if key.startswith("PYTHON") and key != "PYTHON_IMAGE":
+        return False
+    return (
+        key in SETTING_NAMES or key.startswith(SETTING_PREFIXES) or key.endswith(SETTING_SUFFIXES)
+    )
+
+
+@dataclass
+class DotEnv:
+    values: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _unquote_double(body: str) -> tuple[str, str]:
+    """Value of a double-quoted string starting after the quote, and what follows it."""
+    out, i = [], 0
+    escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            out.append(escapes.get(body[i + 1], "\\" + body[i + 1]))
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), body[i + 1 :]
+        out.append(c)
+        i += 1
+    raise ValueError("no closing double quote")
+
+
+def parse_dotenv(text: str) -> DotEnv:
+    """Parse a `.env` file with Compose's rules for the forms people write.
+
+    `KEY=value`, `export KEY=value`, blank lines and `#` comments; values in single quotes
+    (literal) or double quotes (backslash escapes); an unquoted value ends at ` #` and loses
+    surrounding blanks; CRLF line ends (a file saved on Windows) are accepted.
+    """
+    env = DotEnv()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip("\r").strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export ") or line.startswith("export\t"):
+            line = line[len("export") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not NAME.match(key):
+            env.problems.append(f"line {number}: not a KEY=value line: {raw.strip()[:40]!r}")
+            continue
+        value = value.lstrip()
+        try:
+            if value.startswith("'"):
+                end = value.find("'", 1)
+                if end < 0:
+                    raise ValueError("no closing single quote")
+                value, rest = value[1:end], value[end + 1 :]
+            elif value.startswith('"'):
+                value, rest = _unquote_double(value[1:])
+            else:
+                value = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
+                rest = ""
+        except ValueError as exc:
+            env.problems.append(f"line {number}: {key}: {exc}")
+            continue
+        rest = rest.strip()
+        if rest and not rest.startswith("#"):
+            env.problems.append(f"line {number}: {key}: text after the closing quote ignored")
+        env.values[key] = value
+    return env
+
+
+def read_dotenv(path: Path) -> DotEnv:
+    try:
+        return parse_dotenv(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DotEnv()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabError(f"cannot read {path}: {exc}") from exc
+
+
+def git_sha(root: Path) -> str:
+    """The commit's short sha, `-dirty` when tracked files changed, `dev` outside git.
+
+    Uncommitted changes get their own tag, so they never overwrite a commit's images.
+    """
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "dev"
+    return f"{sha}-dirty" if dirty else sha
+
+
+@dataclass
+class Settings:
+    """The merged settings, and the environment every program the lab runs receives."""
+
+    root: Path
+    env: dict[str, str]
+    environ: dict[str, str]  # the caller's own environment, before .env
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.env.get(key) or default
+
+    def from_environ(self, key: str) -> str:
+        """What the caller's environment says, ignoring `.env` (empty means unset)."""
+        return self.environ.get(key) or ""
+
+    def flag(self, key: str) -> bool:
+        return self.get(key, "0") not in ("", "0", "false", "no")
+
+    def port(self, key: str) -> int:
+        value = self.get(key)
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            raise LabError(f"{key} must be a port number between 1 and 65535 (got {value!r})")
+        return int(value)
+
+    @property
+    def bind(self) -> str:
+        return self.get("LAB_BIND", "127.0.0.1")
+
+    @property
+    def client_host(self) -> str:
+        """The address clients on this machine use (0.0.0.0 is not one)."""
+        return "127.0.0.1" if self.bind in ("0.0.0.0", "") else self.bind  # noqa: S104
+
+    @property
+    def s3_backend(self) -> str:
+        return self.get("S3_BACKEND", "minio")
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.root / ".lab"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+
+def load(
+    root: Path = ROOT, environ: Mapping[str, str] | None = None, sha: str | None = None
+) -> Settings:
+    """Layer environment > .env > .env.example and fill in what the lab computes."""
+    environ = dict(os.environ if environ is None else environ)
+    example = read_dotenv(root / ".env.example")
+    user = read_dotenv(root / ".env")
+    warnings = [f".env {p}" for p in user.problems]
+    env = dict(environ)
+    for key in {**example.values, **user.values}:
+        if not is_setting(key):
+            if key in user.values:
+                warnings.append(f".env: {key} ignored: not a lab setting")
+            continue
+        if not environ.get(key):
+            env[key] = user.values.get(key) or example.values.get(key, "")
+    env["GIT_SHA"] = environ.get("GIT_SHA") or sha or git_sha(root)
+    env.setdefault("S3_BACKEND", "minio")
+    env["S3_BACKEND"] = env["S3_BACKEND"] or "minio"
+    settings = Settings(root=root, env=env, environ=environ, warnings=warnings)
+    for key in PORT_VARS:
+        if not env.get(key):
+            raise LabError(f"{key} is not set: .env.example documents its default")
+        settings.port(key)
+    if settings.s3_backend not in S3_BACKENDS:
+        raise LabError(f"S3_BACKEND must be minio or seaweedfs (got {settings.s3_backend!r})")
+    env["LAB_REGISTRY"] = env.get("LAB_REGISTRY") or f"127.0.0.1:{env['REGISTRY_PORT']}"
+    return settings
+
+
+def resolve_mode(settings: Settings, docker_answers) -> str:
+    """docker or local: LAB_MODE, else the mode `up` recorded, else whether Docker answers."""
+    mode = settings.get("LAB_MODE", "auto")
+    if mode not in MODES:
+        raise LabError(f"LAB_MODE must be auto, docker or local (got {mode!r})")
+    if mode == "docker":
+        if not docker_answers():
+            raise LabError(
+                "LAB_MODE=docker but no Docker engine answers (is Docker running? try: docker info)"
+            )
+        return "docker"
+    if mode == "local":
+        return "local"
+    recorded = settings.lab_dir / "mode"
+    if recorded.is_file():  # keep talking to what `up` started
+        value = recorded.read_text().strip()
+        if value in ("docker", "local"):
+            return value
+    return "docker" if docker_answers() else "local"
+
+
+def generate_secrets() -> dict[str, str]:
+    """Fresh secrets: hex, so they are safe in URLs, YAML and shells without quoting."""
+    return {
+        "POSTGRES_PASSWORD": secrets.token_hex(20),
+        "S3_ACCESS_KEY": "lab" + secrets.token_hex(9)[:17],
+        "S3_SECRET_KEY": secrets.token_hex(20),
+    }
+
+
+def ensure_env(settings: Settings) -> bool:
+    """Write `.env` from `.env.example` with generated secrets; never overwrite. True if new."""
+    path = settings.env_file
+    if path.exists():
+        return False
+    template = (settings.root / ".env.example").read_text(encoding="utf-8")
+    values = {**generate_secrets(), "S3_BACKEND": settings.s3_backend}
+    lines = []
+    for line in template.splitlines():
+        key = line.split("=", 1)[0]
+        if "=" in line and not line.startswith("#") and key in values:
+            line = f"{key}={values[key]}"
+        lines.append(line)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return True

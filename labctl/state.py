@@ -1,0 +1,133 @@
+"""The lab's state as one file, for moving a docker-mode lab between machines (CI jobs).
+
+    STATE_FILE (default lab-state.tgz) = gzip'd tar of
+      meta/manifest   format, project, S3 backend, volumes, git sha, date
+      meta/env        the lab's .env (its generated secrets: keep the file private)
+      <volume>/...    one folder per volume, numeric owners and modes kept
+
+The archive's contents are checked before anything changes: the manifest must name the
+volumes this lab has, and meta/env must be a regular file (a symlink could smuggle a host
+file into `.env`).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.errors import LabError
+from labctl.settings import S3_BACKENDS
+
+FORMAT = "1"
+MANIFEST_KEYS = ("format", "project", "s3_backend", "volumes", "git_sha", "saved_at")
+
+
+def volumes(backend: str) -> list[str]:
+    """The named volumes that hold a lab's data, in the order they are saved."""
+    return ["postgres-data", f"{backend}-data", "registry-data"]
+
+
+def manifest_text(project: str, backend: str, git_sha: str, saved_at: str | None = None) -> str:
+    fields = {
+        "format": FORMAT,
+        "project": project,
+        "s3_backend": backend,
+        "volumes": " ".join(volumes(backend)),
+        "git_sha": git_sha,
+        "saved_at": saved_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return "".join(f"{k}={v}\n" for k, v in fields.items())
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in MANIFEST_KEYS and key not in out:
+            out[key] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Manifest:
+    backend: str
+    volumes: list[str]
+    git_sha: str
+    saved_at: str
+
+
+def check_manifest(fields: dict[str, str], source: str, s3_from_env: str) -> Manifest:
+    """Refuse a state this lab cannot restore exactly, naming why."""
+    if fields.get("format") != FORMAT:
+        raise LabError(
+            f"{source} has state format {fields.get('format', 'none')!r}; "
+            f"this lab reads format {FORMAT}"
+        )
+    backend = fields.get("s3_backend", "")
+    if backend not in S3_BACKENDS:
+        raise LabError(f"{source} names an unknown S3 backend {backend!r}")
+    if s3_from_env and s3_from_env != backend:
+        raise LabError(
+            f"this state was saved with S3_BACKEND={backend}, but S3_BACKEND={s3_from_env} "
+            f"here: unset it or set S3_BACKEND={backend}"
+        )
+    vols = fields.get("volumes", "").split()
+    if vols != volumes(backend):
+        raise LabError(
+            f"{source} lists volumes {vols}, but a lab with S3_BACKEND={backend} has "
+            f"{volumes(backend)}: not a state this lab wrote"
+        )
+    return Manifest(backend, vols, fields.get("git_sha", "?"), fields.get("saved_at", "?"))
+
+
+def meta_archive(manifest: str, env: bytes) -> bytes:
+    """A tar of meta/manifest and meta/env, to stream into the container that packs the state."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode in (
+            ("meta", None, 0o700),
+            ("meta/manifest", manifest.encode(), 0o600),
+            ("meta/env", env, 0o600),
+        ):
+            info = tarfile.TarInfo(name)
+            info.mtime = int(time.time())
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def read_meta(path: Path) -> tuple[dict[str, str], bytes]:
+    """The manifest and the saved .env of a state file, both checked to be plain files."""
+    if not path.is_file():
+        raise LabError(
+            f"no lab state at {path} (make state-save writes one; STATE_FILE=path names another)"
+        )
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for member in tar:
+                if member.name in ("meta/manifest", "meta/env"):
+                    if not member.isfile():
+                        raise LabError(
+                            f"{path}: {member.name} is not a regular file (a link?): refusing it"
+                        )
+                    f = tar.extractfile(member)
+                    found[member.name] = f.read() if f else b""
+                if len(found) == 2:
+                    break
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise LabError(f"{path} is not a lab state ({exc}; make state-save writes one)") from exc
+    if len(found) != 2:
+        raise LabError(
+            f"{path} is not a lab state (no meta/manifest and meta/env inside; "
+            "make state-save writes one)"
+        )
+    return parse_manifest(found["meta/manifest"].decode(errors="replace")), found["meta/env"]

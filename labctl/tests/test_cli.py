@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from labctl import cli
+from labctl.errors import LabError
+from labctl.local import LocalBackend
+
+
+def test_makefile_variables_are_the_options_defaults():
+    p = cli.parser({"TO": "production", "ALIAS": "production", "SERVICE": "mlflow", "FORCE": "1"})
+    assert p.parse_args(["promote"]).to == "production"
+    assert p.parse_args(["smoke"]).alias == "production"
+    assert p.parse_args(["logs"]).service == "mlflow"
+    assert p.parse_args(["clean"]).force is True
+    assert cli.parser({}).parse_args(["promote"]).to == "staging"
+    assert cli.parser({"FORCE": "0"}).parse_args(["clean"]).force is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["promote"], {"TO": "prod"}, "TO must be staging or production (got 'prod')"),
+        (["smoke"], {"ALIAS": "canary"}, "ALIAS must be staging or production"),
+        (["load"], {"LOAD_ALIAS": "prod"}, "LOAD_ALIAS must be staging or production"),
+    ],
+)
+def test_an_unknown_alias_is_named_and_nothing_runs(capsys, argv, environ, message):
+    assert cli.main(argv, environ={"LAB_MODE": "local", **environ}) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_verbs_are_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["deploy"], environ={})
+    assert exc.value.code == 2
+    assert "invalid choice: 'deploy'" in capsys.readouterr().err
+
+
+def test_clean_outside_a_terminal_needs_force(monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(LabError, match="run it in a terminal or with FORCE=1"):
+        cli.confirm_clean("docker")
+
+
+@pytest.mark.parametrize(("answer", "go"), [("y", True), ("yes", True), ("", False), ("n", False)])
+def test_clean_asks_first(monkeypatch, answer, go):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    assert cli.confirm_clean("local", ask=lambda _q: answer) is go
+
+
+@pytest.mark.parametrize("verb", ["state_save", "state_restore"])
+def test_state_files_are_docker_only(settings_for, fake, verb):
+    with pytest.raises(LabError, match="works in docker mode only"):
+        getattr(LocalBackend(settings_for(), fake), verb)()
+
+
+def test_a_configuration_error_exits_2_with_one_line(capsys, monkeypatch):
+    assert cli.main(["urls"], environ={"MLFLOW_PORT": "abc"}) == 2
+    err = capsys.readouterr().err
+    assert "MLFLOW_PORT must be a port number" in err and "Traceback" not in err
+
+
+def test_urls_in_local_mode_name_the_artifact_folder(capsys):
+    assert cli.main(["urls"], environ={"LAB_MODE": "local", "STAGING_PORT": "18081"}) == 0
+    out = capsys.readouterr().out
+    assert ".lab/artifacts" in out and "http://127.0.0.1:18081/model" in out
+    assert "Image registry" not in out

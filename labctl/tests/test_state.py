@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from labctl import state
+from labctl.docker import DockerBackend
+from labctl.errors import LabError
+
+
+def write_state(path, manifest: str, env: bytes = b"POSTGRES_PASSWORD=x\n", link_env=False):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("meta/manifest", manifest.encode()), ("meta/env", env)):
+            info = tarfile.TarInfo(name)
+            if name == "meta/env" and link_env:
+                info.type = tarfile.SYMTYPE
+                info.linkname = "/root/.aws/credentials"
+                tar.addfile(info)
+                continue
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_manifest_round_trip():
+    text = state.manifest_text("mlops-lab", "seaweedfs", "abc", saved_at="2026-01-01T00:00:00Z")
+    fields = state.parse_manifest(text)
+    m = state.check_manifest(fields, "f", "")
+    assert m.volumes == ["postgres-data", "seaweedfs-data", "registry-data"]
+    assert (m.backend, m.git_sha, m.saved_at) == ("seaweedfs", "abc", "2026-01-01T00:00:00Z")
+
+
+def test_meta_archive_is_read_back(tmp_path):
+    manifest = state.manifest_text("p", "minio", "abc")
+    data = state.meta_archive(manifest, b"A=1\n")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.extractfile("meta/manifest").read().decode() == manifest
+        assert tar.extractfile("meta/env").read() == b"A=1\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "s3_env", "message"),
+    [
+        ({"format": "2"}, "", "state format '2'; this lab reads format 1"),
+        ({"s3_backend": "s3fs"}, "", "unknown S3 backend 's3fs'"),
+        ({}, "minio", "saved with S3_BACKEND=seaweedfs, but S3_BACKEND=minio here"),
+        ({"volumes": "postgres-data seaweedfs-data /etc"}, "", "not a state this lab wrote"),
+        ({"volumes": "postgres-data"}, "", "not a state this lab wrote"),
+    ],
+)
+def test_a_state_this_lab_cannot_restore_is_refused(change, s3_env, message):
+    fields = state.parse_manifest(state.manifest_text("p", "seaweedfs", "abc"))
+    fields.update(change)
+    with pytest.raises(LabError, match=message):
+        state.check_manifest(fields, "f", s3_env)
+
+
+def test_a_missing_or_foreign_file_is_named(tmp_path):
+    with pytest.raises(LabError, match="no lab state at"):
+        state.read_meta(tmp_path / "nope.tgz")
+    (tmp_path / "x.tgz").write_bytes(b"not a tarball")
+    with pytest.raises(LabError, match="is not a lab state"):
+        state.read_meta(tmp_path / "x.tgz")
+    with tarfile.open(tmp_path / "empty.tgz", "w:gz"):
+        pass
+    with pytest.raises(LabError, match="no meta/manifest and meta/env inside"):
+        state.read_meta(tmp_path / "empty.tgz")
+
+
+def test_an_env_that_is_a_symlink_is_refused(tmp_path):
+    path = write_state(tmp_path / "s.tgz", state.manifest_text("p", "minio", "a"), link_env=True)
+    with pytest.raises(LabError, match="meta/env is not a regular file"):
+        state.read_meta(path)
+
+
+@pytest.fixture
+def restore(lab_root, settings_for, fake):
+    """A docker backend about to restore `lab_root/s.tgz` (a seaweedfs state)."""
+    path = write_state(lab_root / "s.tgz", state.manifest_text("mlops-lab", "seaweedfs", "abc"))
+
+    def _backend(**environ):
+        s = settings_for(STATE_FILE=str(path), **environ)
+        fake.env = s.env
+        return DockerBackend(s, fake)
+
+    return _backend
+
+
+def test_restore_refuses_to_overwrite_a_different_env(lab_root, restore, fake):
+    (lab_root / ".env").write_text("POSTGRES_PASSWORD=mine\n")
+    with pytest.raises(LabError, match=r"\.env differs from the saved one"):
+        restore().state_restore()
+    assert (lab_root / ".env").read_text() == "POSTGRES_PASSWORD=mine\n"
+    assert not fake.ran("docker run") and not fake.ran("volume rm")
+
+
+def test_restore_refuses_to_replace_existing_volumes(lab_root, restore, fake):
+    fake.on("docker volume inspect", 0)
+    with pytest.raises(LabError, match="already exist and restoring would replace their data"):
+        restore().state_restore()
+    assert not fake.ran("volume rm") and not fake.ran("volume create")
+    assert not (lab_root / ".env").exists()
+
+
+def test_forced_restore_keeps_the_old_env_aside(lab_root, restore, fake):
+    (lab_root / ".env").write_text("POSTGRES_PASSWORD=mine\n")
+    fake.on("docker volume inspect", 0)
+    restore(FORCE="1").state_restore()
+    assert fake.ran("docker volume rm mlops-lab_postgres-data")
+    assert (lab_root / ".env.before-restore").read_text() == "POSTGRES_PASSWORD=mine\n"
+    assert (lab_root / ".env").read_bytes() == b"POSTGRES_PASSWORD=x\n"
+
+
+def test_restore_into_an_empty_machine(lab_root, restore, fake):
+    fake.on("docker volume inspect", 1)
+    restore().state_restore()
+    created = [c[-1] for c in fake.calls if c[:3] == ["docker", "volume", "create"]]
+    assert created == [
+        "mlops-lab_postgres-data",
+        "mlops-lab_seaweedfs-data",
+        "mlops-lab_registry-data",
+    ]
+    assert (lab_root / ".env").read_bytes() == b"POSTGRES_PASSWORD=x\n"
+
+
+def test_save_needs_a_lab(lab_root, settings_for, fake):
+    with pytest.raises(LabError, match=r"no \.env here: there is no lab to save"):
+        DockerBackend(settings_for(), fake).state_save()
+    (lab_root / ".env").write_text("A=1\n")
+    fake.on("docker volume inspect", 1)
+    with pytest.raises(LabError, match="volume mlops-lab_postgres-data does not exist"):
+        DockerBackend(settings_for(), fake).state_save()
+    assert not fake.ran("compose") and not fake.ran("docker run")
