@@ -1,6 +1,7 @@
 """Serving benchmark: our server vs `mlflow models serve` vs the HTTP floor, side by side.
 
-    make bench                      # or: .venv/bin/python bench/servebench.py
+    make bench                      # or, from the repository root:
+    .venv/bin/python -m bench.servebench
 
 In one run on one machine it trains and registers a model on a private MLflow server,
 starts the three servers on 127.0.0.1 with the same worker count, and loads each with the
@@ -30,8 +31,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from labctl.processes import ROOT, free_port, start_gunicorn, start_mlflow, venv_bin, wait_http
+
+BIN = venv_bin()
 SERVERS = ("ours", "mlflow-serve", "floor")
 SCENARIOS = {"single": 1, "batch64": 64}
 HOST = "127.0.0.1"  # load goes to loopback only
@@ -120,30 +122,6 @@ def table(med: dict) -> str:
 
 
 # ---------------------------------------------------------------- processes
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}) before {url} answered")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -253,36 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     base_env.update(
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow serve runs `uvicorn`
-        PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("training", "serving", "bench")),
         MLFLOW_DISABLE_TELEMETRY="true",
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true",
     )
     try:
         # 1. a registered model on a private MLflow server
-        mport = _free_port()
+        mport = free_port(HOST)
         tracking = f"http://{HOST}:{mport}"
-        procs.append(
-            _start(
-                [
-                    str(BIN / "mlflow"),
-                    "server",
-                    "--backend-store-uri",
-                    f"sqlite:///{tmp}/mlflow.db",
-                    "--artifacts-destination",
-                    str(tmp / "artifacts"),
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(mport),
-                    "--workers",
-                    "1",
-                ],
-                base_env,
-                tmp / "mlflow.log",
-            )
-        )
-        _wait(f"{tracking}/health", procs[-1])
+        procs.append(start_mlflow(tmp, mport, BIN, HOST, env=base_env))
+        wait_http(f"{tracking}/health", 180, procs[-1])
         env = {**base_env, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_MODEL_NAME": "bench"}
         subprocess.run(
             [sys.executable, "-m", "trainer"], env=env, check=True, cwd=ROOT, capture_output=True
@@ -298,12 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         features = get_model_info(f"models:/bench/{version}").signature.inputs.input_names()
 
         # 2. the three servers, same worker count
-        ports = {s: _free_port() for s in SERVERS}
-        gconf = str(ROOT / "serving" / "gunicorn.conf.py")
+        ports = {s: free_port(HOST) for s in SERVERS}
         workers = str(args.workers)
         procs.append(
-            _start(
-                [str(BIN / "gunicorn"), "-c", gconf, "serving.app:create_app()"],
+            start_gunicorn(
                 {
                     **env,
                     "SERVING_MODEL_ALIAS": "production",
@@ -313,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
                 },
                 tmp / "ours.log",
+                BIN,
             )
         )
         pids = {"ours": procs[-1].pid}
@@ -339,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         pids["mlflow-serve"] = procs[-1].pid
         procs.append(
-            _start(
-                [str(BIN / "gunicorn"), "-c", gconf, "floor_app:app"],
+            start_gunicorn(
                 {
                     **base_env,
                     "GUNICORN_WORKERS": workers,
@@ -348,12 +303,14 @@ def main(argv: list[str] | None = None) -> int:
                     "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-floor"),
                 },
                 tmp / "floor.log",
+                BIN,
+                app="bench.floor_app:app",
             )
         )
         pids["floor"] = procs[-1].pid
-        _wait(f"http://{HOST}:{ports['ours']}/ready", procs[1])
-        _wait(f"http://{HOST}:{ports['mlflow-serve']}/health", procs[2])
-        _wait(f"http://{HOST}:{ports['floor']}/ready", procs[3])
+        wait_http(f"http://{HOST}:{ports['ours']}/ready", 180, procs[1])
+        wait_http(f"http://{HOST}:{ports['mlflow-serve']}/health", 180, procs[2])
+        wait_http(f"http://{HOST}:{ports['floor']}/ready", 180, procs[3])
 
         # 3. request bodies: the same rows in each server's format
         bodies: dict[tuple[str, str], Path] = {}
@@ -424,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-        "command": "python bench/servebench.py "
+        "command": "python -m bench.servebench "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "settings": vars(args),
         "ours_worker_rss_mb": rss,

@@ -1,7 +1,8 @@
 """The benchmark's arithmetic and parsing (unit; the benchmark itself is `make bench`)."""
 
 import pytest
-import servebench as bench
+
+from bench import servebench as bench
 
 WRK_OUT = """Running 10s test @ http://127.0.0.1:1/predict
   1 threads and 32 connections

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gatekeeper.decide import Decision
+from gatekeeper.decide import Check, Decision
 
 
 def to_json(model: str, version: str, decision: Decision, checked_at: str, thresholds) -> str:
@@ -24,10 +24,30 @@ def to_json(model: str, version: str, decision: Decision, checked_at: str, thres
     )
 
 
+def _text(value: object) -> str:
+    """Text that cannot break a table row: pipes escaped, one line."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _cell(value: object) -> str:
+    """A measured value or threshold as a table cell; a missing one says so."""
+    return "missing" if value is None or value == "" else _text(value)
+
+
+def _why(check: Check) -> str:
+    """Why a check failed, in one line."""
+    if check.value is None:
+        return check.detail or "not measured"
+    why = f"{_cell(check.value)} does not meet {_cell(check.threshold)}"
+    return f"{why} ({check.detail})" if check.detail else why
+
+
 def to_markdown(model: str, version: str, decision: Decision, checked_at: str) -> str:
+    """The verdict for people: every check with its value, threshold and verdict, and
+    the failed ones listed with the reason (this is what `make summary` shows)."""
     verdict = "PASSED" if decision.passed else "FAILED"
     lines = [
-        f"### Gate report: {model} v{version}: {verdict}",
+        f"### Quality gate: {model} v{version}: {verdict}",
         "",
         f"Checked at {checked_at}.",
         "",
@@ -35,9 +55,14 @@ def to_markdown(model: str, version: str, decision: Decision, checked_at: str) -
         "| --- | --- | --- | --- | --- |",
     ]
     for c in decision.checks:
-        value = "missing" if c.value is None else c.value
         mark = "pass" if c.passed else "**FAIL**"
-        lines.append(f"| {c.name} | {value} | {c.threshold} | {mark} | {c.detail} |")
+        lines.append(
+            f"| {_text(c.name)} | {_cell(c.value)} | {_cell(c.threshold)} | {mark} "
+            f"| {_text(c.detail)} |"
+        )
+    if decision.failed:
+        lines += ["", "Failed checks (the candidate stops here):"]
+        lines += [f"- `{c.name}`: {_why(c)}" for c in decision.failed]
     return "\n".join(lines) + "\n"
 
 

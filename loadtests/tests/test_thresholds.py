@@ -45,6 +45,47 @@ def test_non_finite_or_negative_thresholds_are_rejected(raw):
         LoadThresholds.from_env({"LOAD_MAX_P95_MS": raw})
 
 
-def test_markdown_table_shows_the_verdict():
-    md = markdown(summary(p95_ms=150), T, violations(summary(p95_ms=150), T))
-    assert "FAILED" in md and "| p95 (ms) | 150 | <= 100 |" in md
+def rows(md: str) -> dict[str, list[str]]:
+    """Table rows keyed by their first cell."""
+    return {
+        cells[0]: cells[1:]
+        for line in md.splitlines()
+        if line.startswith("| ") and not line.startswith("| ---")
+        for cells in [[c.strip() for c in line.strip("|").split(" | ")]]
+    }
+
+
+def test_markdown_has_each_metric_value_threshold_and_verdict():
+    s = summary(p95_ms=150, failures=11)
+    md = markdown(s, T, violations(s, T))
+    assert md.startswith("### Latency gate (Locust): FAILED\n")
+    assert rows(md) == {
+        "metric": ["value", "threshold", "verdict"],
+        "p50 (ms)": ["5", "-", "-"],
+        "p95 (ms)": ["150", "<= 100", "**FAIL**"],
+        "p99 (ms)": ["80", "<= 200", "pass"],
+        "requests/s": ["100.0", "-", "-"],
+        "requests": ["1000", ">= 10", "pass"],
+        "failures": ["11 (1.10%)", "<= 1.00%", "**FAIL**"],
+    }
+    assert md.split("Broken thresholds:\n", 1)[1].splitlines() == [
+        "- p95 150 ms > 100 ms",
+        "- failure ratio 0.0110 > 0.01",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("over", "failed_rows"),
+    [
+        ({}, []),
+        ({"requests": 9}, ["requests"]),
+        ({"p99_ms": 201}, ["p99 (ms)"]),
+        ({"p95_ms": 101, "p99_ms": 201}, ["p95 (ms)", "p99 (ms)"]),
+    ],
+)
+def test_each_row_fails_exactly_when_its_threshold_is_broken(over, failed_rows):
+    s = summary(**over)
+    md = markdown(s, T, violations(s, T))
+    assert [m for m, cells in rows(md).items() if cells[-1] == "**FAIL**"] == failed_rows
+    assert ("PASSED" in md.splitlines()[0]) is (failed_rows == [])
+    assert ("Broken thresholds:" in md) is (failed_rows != [])

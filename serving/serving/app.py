@@ -106,8 +106,10 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
             return _error(415, "Content-Type must be application/json")
         try:
             payload = request.get_json()
-        except (BadRequest, RecursionError):  # nesting deeper than the parser's stack
+        except BadRequest:
             return _error(400, "body is not valid JSON")
+        except RecursionError:  # the JSON parser's stack ends before the nesting does
+            return _error(400, "body is not valid JSON: nested too deeply")
         try:
             rows = parse(payload, model.features, model.types, cfg.max_batch_rows)
         except RequestError as exc:

@@ -40,9 +40,18 @@ def config():
 
 
 @pytest.fixture
-def client(config):
-    app = create_app(config, holder=StaticHolder(fake_model()))
-    return app.test_client()
+def make_client():
+    """A test client of the app with the fixed model, for a config of the test's own."""
+
+    def _make(config: ServingConfig):
+        return create_app(config, holder=StaticHolder(fake_model())).test_client()
+
+    return _make
+
+
+@pytest.fixture
+def client(config, make_client):
+    return make_client(config)
 
 
 @pytest.fixture

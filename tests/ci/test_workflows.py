@@ -13,21 +13,25 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl.summary import REPORTS
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PIPELINE = WORKFLOWS / "lab-pipeline.yml"
 
-# The stop-the-line chain, in order: each job needs exactly the one before it.
-PIPELINE_ORDER = [
-    "build",
-    "up",
-    "train",
-    "gate",
-    "staging",
-    "e2e",
-    "load",
-    "production",
-    "smoke",
+# What the pipeline must do before what, wherever its jobs put the calls: a gate runs
+# before the promotion it protects, and what a promotion put in place is checked after it.
+# (make target, its VAR=value arguments), earlier call first.
+STAGING = ("promote", {"TO": "staging"})
+PRODUCTION = ("promote", {"TO": "production"})
+MUST_PRECEDE = [
+    (("train", {}), ("gate", {})),
+    (("gate", {}), STAGING),
+    (STAGING, ("e2e", {})),
+    (STAGING, ("load", {})),
+    (("e2e", {}), PRODUCTION),
+    (("load", {}), PRODUCTION),
+    (PRODUCTION, ("smoke", {"ALIAS": "production"})),
 ]
 
 # Workflow knobs and the lab variables they set.
@@ -38,6 +42,9 @@ KNOBS = {
     "load_max_p95_ms": "LOAD_MAX_P95_MS",
     "load_max_p99_ms": "LOAD_MAX_P99_MS",
 }
+
+# Folders that hold no source of the lab's own: tools' caches, the venv, the lab's data.
+NOT_SOURCE = {".git", ".venv", ".lab", ".pytest_cache", ".ruff_cache", "reports", "node_modules"}
 
 PINNED_USES = re.compile(
     r"^\s*(?:-\s+)?uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})"
@@ -84,8 +91,9 @@ def makefile_targets(text: str) -> set[str]:
     return targets
 
 
-def make_targets_called(script: str) -> list[str]:
-    """The targets of every `make ...` command in a shell script (options and VAR=value skipped)."""
+def make_calls(script: str) -> list[tuple[str, dict[str, str]]]:
+    """Every target of every `make ...` command in a shell script, with that command's
+    VAR=value arguments (options skipped)."""
     script = script.replace("\\\n", " ")
     called = []
     for line in script.splitlines():
@@ -102,13 +110,18 @@ def make_targets_called(script: str) -> list[str]:
             token = tokens[i]
             if at_command and token == "make":
                 i += 1
+                targets, variables = [], {}
                 while i < len(tokens) and tokens[i] not in SHELL_OPERATORS:
                     arg = tokens[i]
                     if arg in MAKE_OPTIONS_WITH_ARGUMENT:
                         i += 1
-                    elif not arg.startswith("-") and "=" not in arg:
-                        called.append(arg)
+                    elif "=" in arg and not arg.startswith("-"):
+                        name, value = arg.split("=", 1)
+                        variables[name] = value
+                    elif not arg.startswith("-"):
+                        targets.append(arg)
                     i += 1
+                called += [(target, variables) for target in targets]
                 at_command = True
                 continue
             if token in SHELL_OPERATORS or token in COMMAND_PREFIXES:
@@ -119,6 +132,11 @@ def make_targets_called(script: str) -> list[str]:
                 at_command = False
             i += 1
     return called
+
+
+def make_targets_called(script: str) -> list[str]:
+    """The targets of every `make ...` command in a shell script."""
+    return [target for target, _ in make_calls(script)]
 
 
 def missing_targets(workflow_text: str, targets: set[str]) -> set[str]:
@@ -154,6 +172,8 @@ def test_the_make_call_parser_finds_targets_and_skips_options_and_variables():
         "FORCE=1 make clean\n"
     )
     assert make_targets_called(script) == ["promote", "gate", "summary", "smoke", "status", "clean"]
+    assert make_calls(script)[0] == ("promote", {"TO": "staging"})
+    assert make_calls(script)[1] == ("gate", {"GATE_MIN_ACCURACY": "0.9"})
 
 
 def test_a_workflow_calling_a_target_the_makefile_lacks_is_caught(targets):
@@ -248,95 +268,196 @@ def test_no_secret_is_needed_and_no_expression_is_pasted_into_a_shell(path):
 # ------------------------------------------------------------ the pipeline
 
 
-def test_the_pipeline_is_the_stop_the_line_chain(pipeline):
-    jobs = pipeline["jobs"]
-    assert list(jobs) == PIPELINE_ORDER
-    for before, job in zip([None, *PIPELINE_ORDER], PIPELINE_ORDER, strict=False):
-        needs = jobs[job].get("needs")
-        needs = [needs] if isinstance(needs, str) else needs
-        assert needs == ([before] if before else None), f"{job} needs {needs}"
-        assert "if" not in jobs[job], f"{job} has an if: a failed stage must skip the rest"
-        assert not jobs[job].get("continue-on-error"), job
+def needs(job: dict) -> list[str]:
+    value = job.get("needs", [])
+    return [value] if isinstance(value, str) else list(value)
 
 
-def test_each_stage_runs_its_make_target(pipeline):
-    expected = {
-        "build": ["build"],
-        "up": ["up", "state-save"],
-        "train": ["state-restore", "up", "train", "state-save"],
-        "gate": ["state-restore", "up", "gate", "summary", "state-save"],
-        "staging": ["state-restore", "up", "promote", "state-save"],
-        "e2e": ["state-restore", "up", "e2e"],
-        "load": ["state-restore", "up", "load", "summary"],
-        "production": ["state-restore", "up", "promote", "state-save"],
-        "smoke": ["state-restore", "up", "smoke"],
-    }
-    for job_id, wanted in expected.items():
-        called = [
-            target
-            for step in pipeline["jobs"][job_id]["steps"]
-            for target in make_targets_called(step.get("run", ""))
-            if target in wanted
-        ]
-        assert called == wanted, f"{job_id}: {called}"
-    runs = {
-        job_id: [s["run"].strip() for s in job["steps"] if "run" in s]
-        for job_id, job in pipeline["jobs"].items()
-    }
-    assert "make promote TO=staging" in runs["staging"]
-    assert "make promote TO=production" in runs["production"]
-    assert "make smoke ALIAS=production" in runs["smoke"]
+def ancestors(jobs: dict, job_id: str) -> list[str]:
+    """Every job `job_id` needs, transitively, nearest first."""
+    found, todo = [], needs(jobs[job_id])
+    while todo:
+        job = todo.pop(0)
+        if job not in found:
+            found.append(job)
+            todo += needs(jobs[job])
+    return found
+
+
+def chain_problems(jobs: dict) -> list[str]:
+    """Why `jobs` are not one stop-the-line chain, in file order; empty when they are."""
+    order = list(jobs)
+    problems = []
+    if needs(jobs[order[0]]):
+        problems.append(f"the first job, {order[0]}, needs {needs(jobs[order[0]])}")
+    for i, job_id in enumerate(order[1:], start=1):
+        if len(needs(jobs[job_id])) != 1 or needs(jobs[job_id])[0] not in order[:i]:
+            problems.append(f"{job_id} needs {needs(jobs[job_id])}, not one earlier job")
+    needed = [n for job in jobs.values() for n in needs(job)]
+    problems += [
+        f"{n} is needed by several jobs: the line forks" for n in set(needed) if needed.count(n) > 1
+    ]
+    for job_id, job in jobs.items():
+        # A job-level `if` or continue-on-error would let a stage run after a failure.
+        if "if" in job or job.get("continue-on-error"):
+            problems.append(f"{job_id} runs regardless of the stage before it")
+    return problems
+
+
+def is_upload(step: dict) -> bool:
+    return step.get("uses", "").startswith("actions/upload-artifact@")
+
+
+def is_download(step: dict) -> bool:
+    return step.get("uses", "").startswith("actions/download-artifact@")
 
 
 def _artifact(step: dict, key: str) -> str | None:
     return (step.get("with") or {}).get(key)
 
 
-def test_the_lab_state_is_handed_from_stage_to_stage(pipeline):
-    """Each stage restores what an earlier stage saved; e2e and load change nothing kept."""
-    saved, restored = {}, {}
+def job_calls(job: dict) -> list[tuple[int, str, dict[str, str]]]:
+    """(step index, make target, VAR=value arguments) of every make call in a job."""
+    return [
+        (i, target, variables)
+        for i, step in enumerate(job.get("steps", []))
+        for target, variables in make_calls(step.get("run", ""))
+    ]
+
+
+def first_step(job: dict, target: str) -> int | None:
+    return next((i for i, t, _ in job_calls(job) if t == target), None)
+
+
+def saved_state(pipeline: dict) -> dict[str, str]:
+    """Job -> the name of the artifact in which it uploads the lab's state."""
+    state = pipeline["env"]["STATE_FILE"]
+    return {
+        job_id: _artifact(step, "name")
+        for job_id, step in steps(pipeline)
+        if is_upload(step) and _artifact(step, "path") == state
+    }
+
+
+@pytest.mark.parametrize(
+    ("jobs", "problem"),
+    [
+        ({"a": {}, "b": {"needs": "a"}, "c": {"needs": "a"}}, "a is needed by several jobs"),
+        ({"a": {}, "b": {}}, "b needs [], not one earlier job"),
+        ({"a": {"needs": "b"}, "b": {}}, "the first job, a, needs ['b']"),
+        ({"a": {}, "b": {"needs": ["a", "a"]}}, "b needs ['a', 'a'], not one earlier job"),
+        ({"a": {}, "b": {"needs": "a", "if": "always()"}}, "b runs regardless"),
+        ({"a": {}, "b": {"needs": "a", "continue-on-error": True}}, "b runs regardless"),
+    ],
+)
+def test_the_chain_check_sees_forks_loose_ends_and_skipped_failures(jobs, problem):
+    assert any(problem in p for p in chain_problems(jobs)), chain_problems(jobs)
+
+
+def test_the_pipeline_is_one_chain_so_a_failed_stage_stops_the_rest(pipeline):
+    assert chain_problems(pipeline["jobs"]) == []
+
+
+def test_only_reporting_steps_run_after_a_failure(pipeline):
+    """A step-level `if` may keep reports and logs; it must never let the line move on."""
     for job_id, step in steps(pipeline):
-        uses = step.get("uses", "")
-        is_state = _artifact(step, "path") == "lab-state.tgz"
-        if uses.startswith("actions/upload-artifact@") and is_state:
-            saved[job_id] = _artifact(step, "name")
-        if uses.startswith("actions/download-artifact@"):
-            restored[job_id] = _artifact(step, "name")
-    assert saved == {
-        "up": "lab-state-up",
-        "train": "lab-state-train",
-        "gate": "lab-state-gate",
-        "staging": "lab-state-staging",
-        "production": "lab-state-production",
-    }
-    assert restored == {
-        "train": "lab-state-up",
-        "gate": "lab-state-train",
-        "staging": "lab-state-gate",
-        "e2e": "lab-state-staging",
-        "load": "lab-state-staging",
-        "production": "lab-state-staging",
-        "smoke": "lab-state-production",
-    }
-    # A stage only restores from a stage it (transitively) needs.
-    for job_id, name in restored.items():
-        source = name.removeprefix("lab-state-")
-        assert PIPELINE_ORDER.index(source) < PIPELINE_ORDER.index(job_id)
-    assert pipeline["env"]["STATE_FILE"] == "lab-state.tgz"
+        assert not step.get("continue-on-error"), f"{job_id}: {step}"
+        if "if" in step:
+            called = set(make_targets_called(step.get("run", "")))
+            assert is_upload(step) or called <= {"summary", "logs"}, f"{job_id}: {step}"
 
 
-def test_reports_are_uploaded_and_summarised_even_when_the_gate_fails(pipeline):
-    for job_id, report_path in (("gate", "reports/gate/"), ("load", "reports/load/")):
-        job_steps = pipeline["jobs"][job_id]["steps"]
-        uploads = [
-            s
-            for s in job_steps
-            if s.get("uses", "").startswith("actions/upload-artifact@")
-            and _artifact(s, "path") == report_path
+@pytest.mark.parametrize(
+    ("before", "after"),
+    MUST_PRECEDE,
+    ids=lambda c: " ".join([c[0], *(f"{k}={v}" for k, v in c[1].items())]),
+)
+def test_each_gate_runs_before_the_promotion_it_protects(pipeline, before, after):
+    order = list(pipeline["jobs"])
+
+    def first(call: tuple[str, dict[str, str]]) -> tuple[int, int]:
+        target, variables = call
+        found = [
+            (order.index(job_id), i)
+            for job_id, job in pipeline["jobs"].items()
+            for i, t, v in job_calls(job)
+            if t == target and variables.items() <= v.items()
         ]
-        assert len(uploads) == 1 and uploads[0].get("if") == "always()", job_id
-        summaries = [s for s in job_steps if s.get("run", "").strip() == "make summary"]
-        assert len(summaries) == 1 and summaries[0].get("if") == "always()", job_id
+        assert found, f"the pipeline never calls make {target} {variables}"
+        return min(found)
+
+    assert first(before) < first(after)
+
+
+def test_every_downloaded_artifact_was_uploaded_by_a_job_it_needs(pipeline):
+    jobs = pipeline["jobs"]
+    uploads = [(job_id, _artifact(s, "name")) for job_id, s in steps(pipeline) if is_upload(s)]
+    names = [name for _, name in uploads]
+    assert len(names) == len(set(names)), f"one artifact name, one upload: {names}"
+    downloads = [(job_id, _artifact(s, "name")) for job_id, s in steps(pipeline) if is_download(s)]
+    assert downloads
+    for job_id, name in downloads:
+        producers = [up for up, uploaded in uploads if uploaded == name]
+        assert producers and set(producers) <= set(ancestors(jobs, job_id)), (job_id, name)
+
+
+def test_each_stage_continues_from_the_state_the_nearest_stage_before_it_saved(pipeline):
+    """Restoring an older state would silently undo a stage (a promotion, a new model)."""
+    jobs, saved = pipeline["jobs"], saved_state(pipeline)
+    assert saved
+    for job_id, job in jobs.items():
+        job_steps = job.get("steps", [])
+        restore = first_step(job, "state-restore")
+        if restore is None:
+            continue
+        nearest = next(a for a in ancestors(jobs, job_id) if a in saved)
+        fetched = [(i, _artifact(s, "name")) for i, s in enumerate(job_steps) if is_download(s)]
+        assert [name for _, name in fetched] == [saved[nearest]], job_id
+        assert fetched[0][0] < restore < first_step(job, "up"), job_id
+
+
+def test_the_first_job_to_bring_the_lab_up_creates_it_and_every_later_one_restores_it(pipeline):
+    ups = [job_id for job_id, job in pipeline["jobs"].items() if first_step(job, "up") is not None]
+    assert ups
+    assert first_step(pipeline["jobs"][ups[0]], "state-restore") is None, ups[0]
+    for job_id in ups[1:]:
+        assert first_step(pipeline["jobs"][job_id], "state-restore") is not None, job_id
+
+
+def test_a_saved_state_is_uploaded_right_after_and_must_exist(pipeline):
+    state = pipeline["env"]["STATE_FILE"]
+    for job_id, job in pipeline["jobs"].items():
+        save = first_step(job, "state-save")
+        uploads = [
+            (i, s)
+            for i, s in enumerate(job.get("steps", []))
+            if is_upload(s) and _artifact(s, "path") == state
+        ]
+        assert (save is None) == (uploads == []), job_id
+        for i, step in uploads:
+            assert save < i and _artifact(step, "if-no-files-found") == "error", job_id
+
+
+@pytest.mark.parametrize(("target", "report"), sorted(REPORTS.items()))
+def test_each_gate_report_is_summarised_and_kept_even_when_the_gate_fails(pipeline, target, report):
+    jobs = {
+        job_id: job
+        for job_id, job in pipeline["jobs"].items()
+        if first_step(job, target) is not None
+    }
+    assert jobs, f"no job runs make {target}"
+    for job_id, job in jobs.items():
+        job_steps = job["steps"]
+        gate = first_step(job, target)
+        summaries = [i for i, t, _ in job_calls(job) if t == "summary"]
+        assert len(summaries) == 1 and summaries[0] > gate, job_id
+        assert job_steps[summaries[0]].get("if") == "always()", job_id
+        kept = [
+            s
+            for s in job_steps[gate:]
+            if is_upload(s) and Path(_artifact(s, "path")) == report.parent
+        ]
+        assert len(kept) == 1 and kept[0].get("if") == "always()", job_id
 
 
 def test_the_knobs_are_dispatch_inputs_passed_as_environment(pipeline):
@@ -377,12 +498,18 @@ def test_ci_lints_and_tests_on_push_and_pull_request():
     assert {"lint", "test"} <= called
 
 
-def test_rollback_is_manual_and_restores_a_runs_production_state():
+def test_rollback_is_manual_and_restores_a_runs_production_state(pipeline):
     rollback = load(WORKFLOWS / "lab-rollback.yml")
     assert set(triggers(rollback)) == {"workflow_dispatch"}
     [job] = rollback["jobs"].values()
-    downloads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/download-")]
-    assert [_artifact(s, "name") for s in downloads] == ["lab-state-production"]
+    # The state the pipeline saved right after promoting to production.
+    [promoter] = [
+        job_id
+        for job_id, pjob in pipeline["jobs"].items()
+        if any(t == "promote" and v.get("TO") == "production" for _, t, v in job_calls(pjob))
+    ]
+    downloads = [s for s in job["steps"] if is_download(s)]
+    assert [_artifact(s, "name") for s in downloads] == [saved_state(pipeline)[promoter]]
     assert _artifact(downloads[0], "run-id") == "${{ inputs.run_id }}"
     assert job["permissions"] == {"contents": "read", "actions": "read"}
     called = [t for s in job["steps"] for t in make_targets_called(s.get("run", ""))]
@@ -402,15 +529,21 @@ def test_dependabot_covers_actions_every_requirements_folder_and_every_dockerfil
         return out
 
     def found(pattern: str) -> set[str]:
+        """Folders holding `pattern` files in the repository's own tree (.ci/ included)."""
         paths = {
-            p.parent
-            for p in ROOT.glob(pattern)
-            if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+            p.parent for p in ROOT.glob(pattern) if not set(p.relative_to(ROOT).parts) & NOT_SOURCE
         }
         return {"/" + str(p.relative_to(ROOT)) if p != ROOT else "/" for p in paths}
 
     assert folders("github-actions") == {"/"}
+    # Both ways: every folder is covered, and no entry names a folder that moved away.
     requirement_folders = found("**/requirements*.in") | found("**/requirements.txt")
-    assert requirement_folders <= folders("pip")
-    assert found("**/Dockerfile") <= folders("docker")
-    assert "/compose" in folders("docker-compose")
+    assert requirement_folders == folders("pip")
+    assert found("**/Dockerfile") == folders("docker")
+    # Only a compose file naming images has something to update (not one that includes).
+    naming_images = {
+        folder
+        for folder in found("**/compose.yaml")
+        if "image:" in (ROOT / folder.lstrip("/") / "compose.yaml").read_text()
+    }
+    assert naming_images and folders("docker-compose") == naming_images

@@ -2,6 +2,10 @@
 
 They talk HTTP to the URLs the lab prints and drive it through the same make targets a
 student uses. Checks that only make sense with containers skip in local mode.
+
+The tests share one lab and run in any order, or alone (-k): a test that needs the lab in
+some state asks for a fixture below, which waits for that state or creates it with the
+same make targets.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import os
 import pytest
 import requests
 
-from tests.e2e.labtools import Lab
+from tests.e2e.labtools import Lab, promote_new_candidate, wait_version
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +48,36 @@ def docker_only(lab):
             "container-only check (registry tags, S3 store, container users): "
             f"the lab runs in {lab.mode} mode"
         )
+
+
+@pytest.fixture
+def settled(lab) -> dict[str, str]:
+    """The aliases, once each model server serves the version its alias points to.
+
+    The servers poll the registry, so right after another test moved an alias they may
+    still serve the version before it.
+    """
+    aliases = lab.aliases()
+    for alias in ("staging", "production"):
+        wait_version(getattr(lab, alias), aliases[alias])
+    return aliases
+
+
+def _previous_production(lab, version: str) -> str:
+    tags = lab.client().get_model_version(lab.model_name, version).tags
+    return tags.get("promoted.production.previous", "none")
+
+
+@pytest.fixture
+def production_with_previous(lab, settled) -> tuple[str, str]:
+    """(current, previous): a production version that replaced an earlier one, served.
+
+    Right after the bootstrap or a rollback, production has nothing to roll back to; then
+    a new candidate goes through the line first, as a student would do.
+    """
+    current = settled["production"]
+    if _previous_production(lab, current) == "none":
+        current = promote_new_candidate(lab)
+    previous = _previous_production(lab, current)
+    assert previous != "none", f"version {current} was promoted but records no previous one"
+    return current, previous

@@ -1,6 +1,7 @@
 """The lab as a student meets it: two servers, a gated pipeline, rollback, persistence.
 
-The tests run in file order and share one lab; each leaves the aliases consistent.
+The tests share one lab and leave its aliases consistent; each gets the state it needs
+from a fixture (conftest.py), so they run in any order, or one at a time.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.e2e
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
-def test_both_servers_answer_with_their_own_versions(lab):
-    aliases = lab.aliases()
+def test_both_servers_answer_with_their_own_versions(lab, settled):
+    aliases = settled
     for alias, url in (("staging", lab.staging), ("production", lab.production)):
         info = requests.get(f"{url}/model", timeout=10).json()
         assert info["alias"] == alias
@@ -51,7 +52,8 @@ def test_both_servers_answer_with_their_own_versions(lab):
         ({"data": "x" * 2_000_000, "headers": {"Content-Type": "application/json"}}, 413),
     ],
 )
-def test_bad_input_gets_a_json_4xx(lab, server, kwargs, status):
+def test_bad_input_gets_a_json_4xx(lab, settled, server, kwargs, status):
+    # `settled`: a server without a loaded model would answer 503 to everything.
     r = requests.post(f"{getattr(lab, server)}/predict", timeout=20, **kwargs)
     assert r.status_code == status
     assert r.json()["error"]
@@ -142,8 +144,8 @@ def test_containers_run_as_non_root(lab, docker_only):
         assert user not in ("", "0", "root"), cid
 
 
-def test_a_new_candidate_moves_through_staging_then_production(lab):
-    before = lab.aliases()
+def test_a_new_candidate_moves_through_staging_then_production(lab, settled):
+    before = settled
     r = lab.make("train")
     assert r.returncode == 0, r.stderr[-3000:]
     candidate = lab.aliases()["candidate"]
@@ -160,10 +162,10 @@ def test_a_new_candidate_moves_through_staging_then_production(lab):
     wait_version(lab.production, candidate)
 
 
-def test_rollback_restores_the_previous_version_with_zero_failed_requests(lab):
-    current = lab.aliases()["production"]
-    tags = lab.client().get_model_version(lab.model_name, current).tags
-    previous = tags["promoted.production.previous"]
+def test_rollback_restores_the_previous_version_with_zero_failed_requests(
+    lab, production_with_previous
+):
+    current, previous = production_with_previous
     seen, failures, stop = [], [], threading.Event()
 
     def client():
@@ -205,7 +207,7 @@ def _snapshot(lab) -> dict:
     return snap
 
 
-def test_a_noisy_candidate_is_blocked_and_nothing_moves(lab):
+def test_a_noisy_candidate_is_blocked_and_nothing_moves(lab, settled):
     r = lab.make("train", LABEL_NOISE="0.4")
     assert r.returncode == 0, r.stderr[-3000:]
     before = _snapshot(lab)
@@ -219,7 +221,7 @@ def test_a_noisy_candidate_is_blocked_and_nothing_moves(lab):
     assert (served_version(lab.staging), served_version(lab.production)) == served
 
 
-def test_everything_survives_down_and_up(lab):
+def test_everything_survives_down_and_up(lab, settled):
     before = _snapshot(lab)
     client = lab.client()
     runs_before = {

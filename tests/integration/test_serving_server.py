@@ -7,7 +7,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from testsupport import start_mlflow, stop, wait_http
+from labctl.processes import free_port, start_mlflow, stop, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -112,8 +112,6 @@ def test_alias_move_switches_version_with_zero_failed_requests(
 
 def test_keeps_serving_when_mlflow_goes_away(mlflow_dir, clone_model, start_gunicorn, tmp_path):
     """A second MLflow server on the same store, stopped under the serving process."""
-    from testsupport import free_port
-
     port = free_port()
     proc = start_mlflow(mlflow_dir, port)
     tracking = f"http://127.0.0.1:{port}"

@@ -5,7 +5,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from testsupport import job_env, run_job
+from tests.support import job_env, run_job
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from testsupport import BIN, ROOT, job_env
+from labctl.processes import ROOT
+from tests.support import BIN, job_env
 
 pytestmark = pytest.mark.integration
 

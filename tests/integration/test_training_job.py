@@ -4,7 +4,7 @@ import mlflow.models
 import pytest
 from mlflow import MlflowClient
 
-from testsupport import job_env, run_job
+from tests.support import job_env, run_job
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by the components' integration tests: real processes, on free ports.
+"""Fixtures for the integration tests: real processes, on free ports.
 
 - `mlflow_server`: a real `mlflow server` (SQLite backend, proxied local artifacts).
 - `trained`: the real training job run twice against it, once clean and once with label
@@ -9,30 +9,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-# Import the components' packages before pytest imports any test module: in importlib mode
-# it would otherwise register `serving/tests/conftest.py` as `serving.tests.conftest` and
-# shadow the real `serving` package with an empty namespace.
-import gatekeeper  # noqa: F401
-import loadgate  # noqa: F401
-import serving  # noqa: F401
-import trainer  # noqa: F401
-from testsupport import (
-    BIN,
-    ROOT,
-    Trained,
-    free_port,
-    job_env,
-    run_job,
-    start_mlflow,
-    stop,
-    wait_http,
-)
+from labctl import processes
+from labctl.processes import free_port, start_mlflow, stop, wait_http
+from tests.support import Trained, job_env, run_job
 
 
 @pytest.fixture(scope="session")
@@ -109,19 +93,7 @@ def start_gunicorn(tmp_path_factory):
             PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{port}"),
             **env,
         )
-        with open(tmp_path / f"gunicorn-{port}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "-c",
-                    str(ROOT / "serving" / "gunicorn.conf.py"),
-                    "serving.app:create_app()",
-                ],
-                env=penv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
+        proc = processes.start_gunicorn(penv, tmp_path / f"gunicorn-{port}.log")
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/ready" if wait_ready else f"{url}/health", 120, proc)
