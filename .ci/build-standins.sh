@@ -3,9 +3,9 @@
 # machines reach no container registry (Docker Hub, quay.io, ghcr.io are unreachable):
 #
 #   mlops-lab-ci/python:3.11-bookworm  for python:3.11.14-slim-bookworm   (debootstrap + docker import)
-#   mlops-lab-ci/postgres:15-bookworm  for postgres:15.14-bookworm        (services/standins/postgres)
-#   mlops-lab-ci/registry:2.8          for registry:2.8.3                 (services/standins/registry)
-#   mlops-lab-ci/seaweedfs:4.48        for chrislusf/seaweedfs:4.48       (services/standins/seaweedfs)
+#   mlops-lab-ci/postgres:15-bookworm  for postgres:15.14-bookworm        (.ci/standins/postgres)
+#   mlops-lab-ci/registry:2.8          for registry:2.8.3                 (.ci/standins/registry)
+#   mlops-lab-ci/seaweedfs:4.48        for chrislusf/seaweedfs:4.48       (.ci/standins/seaweedfs)
 #
 # Each image is built only when missing (`docker image inspect`); set
 # STANDINS_REBUILD=1 to rebuild them all. Needs a running engine with buildx
@@ -20,7 +20,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-STANDINS="$(cd "$HERE/.." && pwd)/services/standins"
+STANDINS="$HERE/standins"
 
 PY_IMAGE="mlops-lab-ci/python:3.11-bookworm"
 PG_IMAGE="mlops-lab-ci/postgres:15-bookworm"

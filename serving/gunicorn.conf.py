@@ -1,8 +1,12 @@
 """gunicorn settings for CPU-bound prediction (see docs/serving.md for the measurements).
 
-Sync workers, one request at a time each, about one per CPU: predict is CPU-bound, so
-threads or async workers only add contention. Native thread pools are pinned to one
-thread per worker, before numpy is imported, so workers do not oversubscribe the cores.
+Sync workers, one request at a time each: predict is CPU-bound, so threads or async
+workers only add contention. Native thread pools are pinned to one thread per worker,
+before numpy is imported, so workers do not oversubscribe the cores.
+
+Two workers by default, the lab's value (GUNICORN_WORKERS in .env.example): two servers
+share the machine with MLflow and each worker holds its own copy of the model. A server
+with the machine to itself does best with about one worker per CPU.
 """
 
 import os
@@ -19,7 +23,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="servi
 
 # Inside a container the published port decides exposure (127.0.0.1 on the host).
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")
-workers = int(os.environ.get("GUNICORN_WORKERS", str(max(2, os.cpu_count() or 1))))
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "sync"
 threads = 1
 # Covers the first model load, which happens before a worker accepts connections.

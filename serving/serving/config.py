@@ -29,7 +29,7 @@ class ServingConfig:
     tracking_uri: str = "http://127.0.0.1:5050"
     model_name: str = "lab-classifier"
     alias: str = "production"
-    poll_interval_s: float = 10.0
+    poll_interval_s: float = 5.0
     max_body_bytes: int = 1_048_576
     max_batch_rows: int = 1000
     # Predict with the native scikit-learn model on numpy arrays when the flavor allows it;
