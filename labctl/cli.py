@@ -57,7 +57,7 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         "--alias", default=env("LOAD_ALIAS") or "staging", help="(LOAD_ALIAS=)"
     )
     verbs["logs"].add_argument("--service", default=env("SERVICE") or "", help="(SERVICE=)")
-    force = env("FORCE", "0") not in ("", "0")
+    force = env("FORCE", "").strip().lower() in ("1", "true", "yes")
     for name in ("clean", "state-restore"):
         verbs[name].add_argument("--force", action="store_true", default=force, help="(FORCE=1)")
     verbs["e2e"].add_argument("pytest_args", nargs="*", help="extra pytest arguments")
@@ -165,11 +165,11 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None, root=ROOT) -> int:
     environ = dict(os.environ if environ is None else environ)
     args = parser(environ).parse_args(argv)
     try:
-        settings = load(ROOT, environ)
+        settings = load(root, environ)
         for w in settings.warnings:
             log.warn(w)
         return run(args, settings, Runner(settings.root, settings.env))
@@ -177,8 +177,14 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         log.error(str(exc))
         return exc.code
     except CommandFailed as exc:
-        log.error(f"`{' '.join(exc.argv[:6])}…` exited with {exc.returncode}")
+        log.error(str(exc))
         return exc.returncode if 0 < exc.returncode < 128 else EXIT_ERROR
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except EOFError:
+        log.error("no answer (end of input): nothing was changed")
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:  # a file or folder the lab cannot use
+        log.error(f"{type(exc).__name__}: {exc}")
+        return EXIT_ERROR

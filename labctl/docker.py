@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -47,6 +49,8 @@ class DockerBackend:
             str(self.s.root),
             "-f",
             str(self.s.root / "compose" / "compose.yaml"),
+            "--project-name",
+            self.project(),
             "--profile",
             self.s.s3_backend,
         ]
@@ -64,14 +68,13 @@ class DockerBackend:
             path = self.s.root / "reports" / sub
             path.mkdir(parents=True, exist_ok=True)
             if os.getuid() == 0:  # files too: local mode may have written them as root
-                for p in [path, *path.rglob("*")]:
-                    os.chown(p, int(IMAGE_UID), int(IMAGE_UID))
+                chown_tree(path, int(IMAGE_UID))
 
     def project(self) -> str:
         return self.s.get("COMPOSE_PROJECT_NAME", "mlops-lab")
 
     def running(self) -> bool:
-        r = self.runner.run(self.compose("ps", "-q"), check=False, capture=True)
+        r = self.runner.run(self.compose("ps", "-q"), check=False, capture=True, quiet=True)
         return r.returncode == 0 and bool(r.stdout.strip())
 
     # ----------------------------------------------------------------- verbs
@@ -254,7 +257,7 @@ class DockerBackend:
         try:
             with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (http, loopback)
                 return r.status == 200
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
             return False
 
     def registry_has_images(self) -> bool:
@@ -353,6 +356,8 @@ class DockerBackend:
         file = self.state_file()
         fields, saved_env = state.read_meta(file)
         m = state.check_manifest(fields, str(file), self.s.from_environ("S3_BACKEND"))
+        log.info(f"checking {file} from end to end before changing anything")
+        state.verify_archive(file, m.volumes)
         self.s.env["S3_BACKEND"] = m.backend
         self.runner.env["S3_BACKEND"] = m.backend
         project = self.project()
@@ -383,7 +388,7 @@ class DockerBackend:
                 self.down()
             except CommandFailed:
                 log.warn("stopping the lab failed; removing the volumes anyway")
-            self.runner.run(["docker", "volume", "rm", *existing], quiet=True)
+            self.runner.run(["docker", "volume", "rm", *existing], stdout=subprocess.DEVNULL)
         log.info(
             f"restoring {' '.join(m.volumes)} (saved {m.saved_at} from git sha {m.git_sha}, "
             f"S3_BACKEND={m.backend}) into project {project!r}"
@@ -402,7 +407,7 @@ class DockerBackend:
                     f"com.docker.compose.volume={v}",
                     f"{project}_{v}",
                 ],
-                quiet=True,
+                stdout=subprocess.DEVNULL,
             )
             mounts += ["-v", f"{project}_{v}:/state/{v}"]
         try:
@@ -447,6 +452,15 @@ class DockerBackend:
                 f"{self.s.get('GIT_SHA')} (make up builds this one's images)"
             )
         log.info("restored: make up starts the lab on it (it finds the production model)")
+
+
+def chown_tree(root: Path, uid: int) -> None:
+    """`chown -R` that never follows a link: a job container writes into these folders,
+    and a link it planted must not hand a host file to its user."""
+    os.chown(root, uid, uid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
 
 
 def docker_answers(runner: Runner) -> bool:

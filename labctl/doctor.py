@@ -114,12 +114,19 @@ def gather_docker(runner: Runner) -> DockerFacts:
         return DockerFacts(cli=False, engine=False)
     if not runner.ok(["docker", "info"]):
         return DockerFacts(cli=True, engine=False)
-    r = runner.run(["docker", "compose", "version", "--short"], check=False, capture=True)
+    r = runner.run(
+        ["docker", "compose", "version", "--short"], check=False, capture=True, quiet=True
+    )
     compose = r.stdout.strip() if r.returncode == 0 else ""
-    r = runner.run(["docker", "info", "--format", "{{.MemTotal}}"], check=False, capture=True)
+    r = runner.run(
+        ["docker", "info", "--format", "{{.MemTotal}}"], check=False, capture=True, quiet=True
+    )
     memory = int(r.stdout.strip()) if r.stdout.strip().isdigit() else 0
     r = runner.run(
-        ["docker", "version", "--format", "{{.Server.Version}}"], check=False, capture=True
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        check=False,
+        capture=True,
+        quiet=True,
     )
     return DockerFacts(True, True, compose, memory, r.stdout.strip())
 

@@ -21,6 +21,25 @@ class CommandFailed(Exception):
     """
 
     def __init__(self, argv: list[str], returncode: int):
-        super().__init__(f"{' '.join(argv[:4])}… exited with {returncode}")
+        super().__init__(f"`{describe(argv)}` exited with {returncode}")
         self.argv = argv
         self.returncode = returncode
+
+
+# Options that only say where the lab is: left out when a command is named to the user.
+_PLUMBING = {"--project-directory", "-f", "--file", "--profile", "-p", "--project-name"}
+
+
+def describe(argv: list[str]) -> str:
+    """A command as a user can recognise it: `docker compose run … gatekeeper gate`."""
+    words: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word in _PLUMBING:
+            skip = True
+            continue
+        words.append(word.rsplit("/", 1)[-1] if word.startswith("/") else word)
+    return " ".join(words)

@@ -7,6 +7,7 @@ polite stop, and the command lines of the MLflow server and the gunicorn model s
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -49,7 +50,7 @@ def http_ok(url: str, timeout: float = 2.0, ok: Iterable[int] = (200,)) -> bool:
             return r.status in tuple(ok)
     except urllib.error.HTTPError as exc:
         return exc.code in tuple(ok)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -97,10 +98,13 @@ def stop_pid(pid: int, timeout: float = 30) -> bool:
         except ProcessLookupError:
             return False
         time.sleep(0.2)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
+    try:  # the supervisor leads its own process group: take its server down with it
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
     return True
 
 

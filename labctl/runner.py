@@ -33,37 +33,41 @@ class Runner:
         check: bool = True,
         capture: bool = False,
         input: bytes | None = None,
-        stdin: IO[bytes] | None = None,
-        stdout: IO[bytes] | None = None,
+        stdin: IO[bytes] | int | None = None,
+        stdout: IO[bytes] | int | None = None,
         quiet: bool = False,
     ) -> Result:
-        """Run `argv`; with `check`, a non-zero exit raises CommandFailed with its code."""
+        """Run `argv`; with `check`, a non-zero exit raises CommandFailed with its code.
+
+        `capture` keeps stdout for the caller; stderr still reaches the terminal, so a
+        failing command says why. `quiet` discards both.
+        """
         penv = {**self.env, **(env or {})}
-        if capture:
-            out, err = subprocess.PIPE, subprocess.PIPE
-        else:
-            out = stdout if stdout is not None else (subprocess.DEVNULL if quiet else None)
-            err = subprocess.DEVNULL if quiet else None
+        out = subprocess.PIPE if capture else stdout
+        if quiet and not capture:
+            out = subprocess.DEVNULL
+        err = subprocess.DEVNULL if quiet else None
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 argv,
                 cwd=self.cwd,
                 env=penv,
-                input=input,
-                stdin=stdin if input is None else None,
+                stdin=subprocess.PIPE if input is not None else stdin,
                 stdout=out,
                 stderr=err,
-                check=False,
             )
         except FileNotFoundError as exc:
             if check:
                 raise CommandFailed(argv, 127) from exc
             return Result(127, "", str(exc))
-        result = Result(
-            proc.returncode,
-            proc.stdout.decode(errors="replace") if capture and proc.stdout else "",
-            proc.stderr.decode(errors="replace") if capture and proc.stderr else "",
-        )
+        try:
+            output, _ = proc.communicate(input)
+        except KeyboardInterrupt:
+            # The child got the same Ctrl-C: let it clean up (compose removes its one-off
+            # container) instead of killing it, then stop.
+            proc.wait()
+            raise
+        result = Result(proc.returncode, output.decode(errors="replace") if output else "")
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode)
         return result

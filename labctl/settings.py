@@ -38,7 +38,9 @@ SETTING_PREFIXES = (
     "GUNICORN_",
 )
 SETTING_SUFFIXES = ("_IMAGE", "_PORT")
-SETTING_NAMES = frozenset({"LABEL_NOISE", "PIP_CA_FILE", "STATE_FILE", "GIT_SHA"})
+SETTING_NAMES = frozenset(
+    {"LABEL_NOISE", "PIP_CA_FILE", "STATE_FILE", "GIT_SHA", "COMPOSE_PROJECT_NAME"}
+)
 
 PORT_VARS = (
     "MLFLOW_PORT",
@@ -55,6 +57,8 @@ SECRET_KEYS = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY")
 
 def is_setting(key: str) -> bool:
     """True for the names the lab reads from `.env`."""
+    if key == "COMPOSE_PROJECT_NAME":  # Compose reads it from .env too: both must agree
+        return True
     if key.startswith(("DOCKER_", "LD_", "BASH", "COMPOSE_")):
         return False
     if key.startswith("PYTHON") and key != "PYTHON_IMAGE":
@@ -130,7 +134,8 @@ def parse_dotenv(text: str) -> DotEnv:
 
 def read_dotenv(path: Path) -> DotEnv:
     try:
-        return parse_dotenv(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors may start the file with a byte order mark.
+        return parse_dotenv(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         return DotEnv()
     except (OSError, UnicodeDecodeError) as exc:
@@ -225,7 +230,7 @@ def load(
             continue
         if not environ.get(key):
             env[key] = user.values.get(key) or example.values.get(key, "")
-    env["GIT_SHA"] = environ.get("GIT_SHA") or sha or git_sha(root)
+    env["GIT_SHA"] = environ.get("GIT_SHA") or user.values.get("GIT_SHA") or sha or git_sha(root)
     env.setdefault("S3_BACKEND", "minio")
     env["S3_BACKEND"] = env["S3_BACKEND"] or "minio"
     settings = Settings(root=root, env=env, environ=environ, warnings=warnings)
@@ -254,7 +259,7 @@ def resolve_mode(settings: Settings, docker_answers) -> str:
         return "local"
     recorded = settings.lab_dir / "mode"
     if recorded.is_file():  # keep talking to what `up` started
-        value = recorded.read_text().strip()
+        value = recorded.read_text(errors="replace").strip()
         if value in ("docker", "local"):
             return value
     return "docker" if docker_answers() else "local"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,25 @@ def read_meta(path: Path) -> tuple[dict[str, str], bytes]:
             "make state-save writes one)"
         )
     return parse_manifest(found["meta/manifest"].decode(errors="replace")), found["meta/env"]
+
+
+def verify_archive(path: Path, vols: list[str]) -> None:
+    """Read the whole archive before anything is replaced: a truncated download or a
+    damaged file is refused while the lab's volumes and .env are still untouched."""
+    seen: set[str] = set()
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for member in tar:
+                seen.add(member.name.lstrip("./").split("/", 1)[0])
+            # tar stops at its end marker; read on to the gzip trailer, whose checksum
+            # and length are what catch a file cut short.
+            while tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise LabError(
+            f"{path} is truncated or damaged ({exc}): nothing was restored; "
+            "download or save it again"
+        ) from exc
+    missing = [v for v in vols if v not in seen]
+    if missing:
+        raise LabError(f"{path} lacks the data of {', '.join(missing)}: nothing was restored")

@@ -14,7 +14,8 @@ def test_makefile_variables_are_the_options_defaults():
     assert p.parse_args(["logs"]).service == "mlflow"
     assert p.parse_args(["clean"]).force is True
     assert cli.parser({}).parse_args(["promote"]).to == "staging"
-    assert cli.parser({"FORCE": "0"}).parse_args(["clean"]).force is False
+    for value in ("0", "no", "false", ""):
+        assert cli.parser({"FORCE": value}).parse_args(["clean"]).force is False
 
 
 @pytest.mark.parametrize(
@@ -25,8 +26,8 @@ def test_makefile_variables_are_the_options_defaults():
         (["load"], {"LOAD_ALIAS": "prod"}, "LOAD_ALIAS must be staging or production"),
     ],
 )
-def test_an_unknown_alias_is_named_and_nothing_runs(capsys, argv, environ, message):
-    assert cli.main(argv, environ={"LAB_MODE": "local", **environ}) == 2
+def test_an_unknown_alias_is_named_and_nothing_runs(capsys, lab_root, argv, environ, message):
+    assert cli.main(argv, environ={"LAB_MODE": "local", **environ}, root=lab_root) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
@@ -56,14 +57,36 @@ def test_state_files_are_docker_only(settings_for, fake, verb):
         getattr(LocalBackend(settings_for(), fake), verb)()
 
 
-def test_a_configuration_error_exits_2_with_one_line(capsys, monkeypatch):
-    assert cli.main(["urls"], environ={"MLFLOW_PORT": "abc"}) == 2
+def test_a_configuration_error_exits_2_with_one_line(capsys, lab_root):
+    assert cli.main(["urls"], environ={"MLFLOW_PORT": "abc"}, root=lab_root) == 2
     err = capsys.readouterr().err
     assert "MLFLOW_PORT must be a port number" in err and "Traceback" not in err
 
 
-def test_urls_in_local_mode_name_the_artifact_folder(capsys):
-    assert cli.main(["urls"], environ={"LAB_MODE": "local", "STAGING_PORT": "18081"}) == 0
+def test_urls_in_local_mode_name_the_artifact_folder(capsys, lab_root):
+    environ = {"LAB_MODE": "local", "STAGING_PORT": "18081"}
+    assert cli.main(["urls"], environ=environ, root=lab_root) == 0
     out = capsys.readouterr().out
     assert ".lab/artifacts" in out and "http://127.0.0.1:18081/model" in out
     assert "Image registry" not in out
+
+
+@pytest.mark.parametrize(("code", "expected"), [(1, 1), (2, 2), (137, 2)])
+def test_a_jobs_exit_code_is_the_verbs(monkeypatch, lab_root, capsys, code, expected):
+    """`make gate` must exit as the gate did: 1 stops the line, 2 is an error."""
+    from labctl.tests.conftest import FakeRunner
+
+    fake = FakeRunner().on("gatekeeper gate", code)
+    monkeypatch.setattr(cli, "Runner", lambda root, env: fake)
+    assert cli.main(["gate"], environ={"LAB_MODE": "local"}, root=lab_root) == expected
+    assert "python -m gatekeeper gate` exited with" in capsys.readouterr().err
+
+
+def test_a_file_the_lab_cannot_write_is_one_line_not_a_traceback(lab_root, capsys, monkeypatch):
+    def refuse(*_a, **_k):
+        raise PermissionError(13, "Permission denied", str(lab_root / "reports"))
+
+    monkeypatch.setattr("pathlib.Path.mkdir", refuse)
+    assert cli.main(["gate"], environ={"LAB_MODE": "local"}, root=lab_root) == 2
+    err = capsys.readouterr().err
+    assert "PermissionError" in err and "Permission denied" in err and "Traceback" not in err

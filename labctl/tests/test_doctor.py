@@ -76,3 +76,28 @@ def test_a_taken_port_names_its_variable(settings_for):
         "port 8081 (STAGING_PORT) is already in use: stop what uses it or set "
         "STAGING_PORT=<free port> in .env"
     ]
+
+
+def test_a_failed_command_is_named_without_the_plumbing():
+    from labctl.errors import describe
+
+    argv = [
+        "docker",
+        "compose",
+        "--project-directory",
+        "/x",
+        "-f",
+        "/x/compose/compose.yaml",
+        "--project-name",
+        "lab",
+        "--profile",
+        "minio",
+        "--profile",
+        "jobs",
+        "run",
+        "--rm",
+        "gatekeeper",
+        "gate",
+    ]
+    assert describe(argv) == "docker compose run --rm gatekeeper gate"
+    assert describe(["/work/.venv/bin/python", "-m", "trainer"]) == "python -m trainer"

@@ -68,10 +68,41 @@ def test_a_port_taken_by_another_program_refuses_up_before_starting(local, monke
     (local.bin / "python").touch()
     with pytest.raises(LabError, match="port 8081 for serving-staging is already in use"):
         local.prepare()
-    assert not local.run_dir.exists()
+    assert not any("supervise" in " ".join(c) for c in local.runner.calls)
 
 
 def test_jobs_talk_to_the_local_tracking_server_and_no_registry(settings_for, fake):
     b = LocalBackend(settings_for(MLFLOW_PORT="15050"), fake)
     assert b.runner.env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:15050"
     assert b.runner.env["GATE_REGISTRY_URL"] == ""
+
+
+def test_another_services_supervisor_is_not_this_ones(local, tmp_path):
+    local.run_dir.mkdir(parents=True)
+    other = local.pidfile("serving-staging")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labctl.supervise",
+            "--pidfile",
+            str(other),
+            "--log",
+            str(tmp_path / "x.log"),
+            "--",
+            sys.executable,
+            "-c",
+            "import time; time.sleep(60)",
+        ]
+    )
+    try:
+        for _ in range(100):
+            if other.exists():
+                break
+            time.sleep(0.05)
+        local.pidfile("mlflow").write_text(f"{proc.pid}\n")
+        assert local.running_pid("serving-staging") == proc.pid
+        assert local.running_pid("mlflow") is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -151,3 +151,17 @@ def test_two_labs_get_different_secrets(lab_root, tmp_path_factory, settings_for
     (lab_root / ".env").unlink()
     ensure_env(settings_for())
     assert parse_dotenv((lab_root / ".env").read_text()).values["POSTGRES_PASSWORD"] != first
+
+
+def test_a_byte_order_mark_from_a_windows_editor_is_ignored(lab_root, settings_for):
+    (lab_root / ".env").write_bytes("\ufeffPOSTGRES_PASSWORD=secret\n".encode())
+    s = settings_for()
+    assert s.get("POSTGRES_PASSWORD") == "secret" and s.warnings == []
+
+
+def test_git_sha_and_project_name_from_dotenv_are_honoured(lab_root):
+    from labctl.settings import load
+
+    (lab_root / ".env").write_text("GIT_SHA=pinned\nCOMPOSE_PROJECT_NAME=course\n")
+    s = load(lab_root, {})
+    assert s.get("GIT_SHA") == "pinned" and s.get("COMPOSE_PROJECT_NAME") == "course"

@@ -10,8 +10,19 @@ from labctl.docker import DockerBackend
 from labctl.errors import LabError
 
 
-def write_state(path, manifest: str, env: bytes = b"POSTGRES_PASSWORD=x\n", link_env=False):
+def write_state(
+    path,
+    manifest: str,
+    env: bytes = b"POSTGRES_PASSWORD=x\n",
+    link_env=False,
+    volumes=("postgres-data", "seaweedfs-data", "registry-data"),
+):
     with tarfile.open(path, "w:gz") as tar:
+        for volume in volumes:
+            data = b"some data"
+            info = tarfile.TarInfo(f"{volume}/file")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
         for name, data in (("meta/manifest", manifest.encode()), ("meta/env", env)):
             info = tarfile.TarInfo(name)
             if name == "meta/env" and link_env:
@@ -133,3 +144,26 @@ def test_save_needs_a_lab(lab_root, settings_for, fake):
     with pytest.raises(LabError, match="volume mlops-lab_postgres-data does not exist"):
         DockerBackend(settings_for(), fake).state_save()
     assert not fake.ran("compose") and not fake.ran("docker run")
+
+
+def test_a_truncated_state_is_refused_before_anything_changes(lab_root, restore, fake):
+    state_file = lab_root / "s.tgz"
+    data = state_file.read_bytes()
+    state_file.write_bytes(data[: len(data) - 20])
+    fake.on("docker volume inspect", 0)
+    with pytest.raises(LabError, match="is truncated or damaged"):
+        restore(FORCE="1").state_restore()
+    assert not fake.ran("volume rm") and not fake.ran("volume create")
+
+
+def test_a_state_without_a_volumes_data_is_refused(lab_root, settings_for, fake):
+    path = write_state(
+        lab_root / "s.tgz",
+        state.manifest_text("mlops-lab", "seaweedfs", "abc"),
+        volumes=("postgres-data", "seaweedfs-data"),
+    )
+    fake.on("docker volume inspect", 1)
+    s = settings_for(STATE_FILE=str(path))
+    with pytest.raises(LabError, match="lacks the data of registry-data"):
+        DockerBackend(s, fake).state_restore()
+    assert not fake.ran("volume create")
