@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from labctl import log, urls
+from labctl import lock, log, urls
 from labctl.errors import CommandFailed, LabError
 from labctl.runner import Result
 from labctl.settings import Settings
@@ -42,8 +42,8 @@ def production_version(b: Backend) -> str:
         result = b.gatekeeper("status", "--version-of", "production", capture=True)
     except CommandFailed as exc:
         raise LabError(
-            f"cannot read @production from MLflow (the gatekeeper exited {exc.returncode}); "
-            "nothing was started over the lab: check make logs SERVICE=mlflow"
+            f"cannot read @production from MLflow (the gatekeeper exited {exc.returncode}, "
+            "see above); nothing was started over the lab: check make logs SERVICE=mlflow"
         ) from exc
     lines = [line.strip() for line in result.stdout.replace("\r", "").splitlines()]
     lines = [line for line in lines if line]
@@ -68,15 +68,17 @@ def smoke(b: Backend, alias: str) -> None:
 
 def promote(b: Backend, to: str) -> None:
     check_alias("TO", to)
-    b.gatekeeper("promote", "--to", to)
-    b.roll(to)
-    smoke(b, to)
+    with lock.exclusive(b.s.lab_dir / "promote.lock", f"make promote TO={to}"):
+        b.gatekeeper("promote", "--to", to)
+        b.roll(to)
+        smoke(b, to)
 
 
 def rollback(b: Backend) -> None:
-    b.gatekeeper("rollback")
-    b.roll("production")
-    smoke(b, "production")
+    with lock.exclusive(b.s.lab_dir / "promote.lock", "make rollback"):
+        b.gatekeeper("rollback")
+        b.roll("production")
+        smoke(b, "production")
 
 
 def bootstrap(b: Backend) -> None:

@@ -217,13 +217,33 @@ def promote(
     )
     _move(client, cfg, target, version)
     stamp = now()
-    for key, value in {
-        f"promoted.{target}.at": stamp,
-        f"promoted.{target}.by": cfg.actor,
-        f"promoted.{target}.from": f"@{source}",
-    }.items():
-        client.set_model_version_tag(cfg.model_name, version, key, value)
+    _record(
+        client,
+        cfg,
+        version,
+        {
+            f"promoted.{target}.at": stamp,
+            f"promoted.{target}.by": cfg.actor,
+            f"promoted.{target}.from": f"@{source}",
+        },
+    )
     return version, previous
+
+
+def _record(client: MlflowClient, cfg: GateConfig, version: str, tags: dict[str, str]) -> None:
+    """History tags, written after a move: the move happened and must be reported as done
+    (the server still has to be rolled and smoke-tested), so a failure here only warns."""
+    for key, value in tags.items():
+        try:
+            client.set_model_version_tag(cfg.model_name, version, key, value)
+        except Exception as exc:
+            log.warning(
+                "version %s: could not record %s=%s (%s); the move itself is done",
+                version,
+                key,
+                value,
+                exc,
+            )
 
 
 def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
@@ -237,9 +257,8 @@ def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
         raise Refused(f"version {current} has no earlier production version to roll back to")
     _move(client, cfg, PRODUCTION, previous)
     stamp = now()
-    client.set_model_version_tag(cfg.model_name, current, "rolled_back.at", stamp)
-    client.set_model_version_tag(cfg.model_name, current, "rolled_back.by", cfg.actor)
-    client.set_model_version_tag(cfg.model_name, previous, "restored_by_rollback.at", stamp)
+    _record(client, cfg, current, {"rolled_back.at": stamp, "rolled_back.by": cfg.actor})
+    _record(client, cfg, previous, {"restored_by_rollback.at": stamp})
     return previous, current
 
 

@@ -1,5 +1,7 @@
 """Promotion and rollback rules, on an in-memory registry client (unit)."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from gatekeeper import lifecycle
@@ -89,3 +91,116 @@ def test_missing_image_stops_promotion_before_the_alias(fake_client, fake_regist
     with pytest.raises(Exception, match="not in the registry"):
         lifecycle.promote(client, cfg(url), "staging")
     assert client.aliases["staging"] == "1"
+
+
+class Fault(Exception):
+    """The injected failure of one registry or MLflow call."""
+
+
+class FaultyWorld:
+    """An in-memory model registry and image registry whose Nth call fails.
+
+    Every call either side makes counts as one step; `fail_at` picks the step that raises,
+    so a test can walk a promotion through every point where the network can let it down.
+    """
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at = fail_at
+        self.steps: list[str] = []
+        self.tags = {
+            "1": {"gate.verdict": "passed", "git_sha": "sha1"},
+            "2": {"gate.verdict": "passed", "git_sha": "sha2", "promoted.production.previous": "1"},
+            "3": {"gate.verdict": "passed", "git_sha": "sha3"},
+        }
+        self.aliases = {"candidate": "3", "staging": "3", "production": "2"}
+        self.images = {
+            "sha1": "img1",
+            "sha2": "img2",
+            "sha3": "img3",
+            "staging": "img3",
+            "production": "img2",
+        }
+
+    def step(self, name: str) -> None:
+        self.steps.append(name)
+        if len(self.steps) == self.fail_at:
+            raise Fault(f"step {self.fail_at} ({name}) failed")
+
+    # MlflowClient
+    def get_model_version_by_alias(self, name, alias):
+        self.step(f"get alias {alias}")
+        return self.get_model_version(name, self.aliases[alias], count=False)
+
+    def get_model_version(self, name, version, count=True):
+        if count:
+            self.step(f"get version {version}")
+        return SimpleNamespace(version=version, tags=dict(self.tags[version]))
+
+    def set_registered_model_alias(self, name, alias, version):
+        self.step(f"set alias {alias}")
+        self.aliases[alias] = version
+
+    def set_model_version_tag(self, name, version, key, value):
+        self.step(f"tag {version} {key}")
+        self.tags[version][key] = value
+
+    # gatekeeper.images.Registry
+    def get(self, tag):
+        self.step(f"image get {tag}")
+        return self.images.get(tag)
+
+    def put(self, tag, manifest):
+        self.step(f"image put {tag}")
+        self.images[tag] = manifest
+
+    def retag(self, source, target):
+        manifest = self.get(source)
+        previous = self.get(target)
+        self.put(target, manifest)
+        return previous
+
+    def state(self, alias):
+        version = self.aliases[alias]
+        return version, self.images[alias], self.images[self.tags[version]["git_sha"]]
+
+
+def _count_steps(monkeypatch, operation) -> int:
+    world = FaultyWorld()
+    monkeypatch.setattr(lifecycle, "_image_registry", lambda c: world)
+    operation(world)
+    return len(world.steps)
+
+
+OPERATIONS = {
+    "promote to production": (
+        "production",
+        lambda w: lifecycle.promote(w, cfg("http://registry"), "production"),
+    ),
+    "rollback": ("production", lambda w: lifecycle.rollback(w, cfg("http://registry"))),
+}
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_a_failure_at_any_step_leaves_image_and_alias_together(monkeypatch, name):
+    alias, operation = OPERATIONS[name]
+    total = _count_steps(monkeypatch, operation)
+    assert total >= 6
+    outcomes = set()
+    for fail_at in range(1, total + 1):
+        world = FaultyWorld(fail_at)
+        monkeypatch.setattr(lifecycle, "_image_registry", lambda c, w=world: w)
+        before = world.state(alias)
+        try:
+            operation(world)
+            outcome = "done"
+        except Fault:
+            outcome = "nothing moved"
+        version, image, image_of_version = world.state(alias)
+        # Never apart: the alias and the serving image tag name the same version.
+        assert image == image_of_version, f"{name}, failing {world.steps[-1]}: split"
+        if outcome == "nothing moved":
+            assert world.state(alias) == before, f"{name}, failing {world.steps[-1]}"
+        else:
+            assert version != before[0]
+        outcomes.add(outcome)
+    assert outcomes == {"done", "nothing moved"}
