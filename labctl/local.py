@@ -115,25 +115,26 @@ class LocalBackend:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.Popen(  # detached: it outlives this command, `make down` stops it
-            [
-                sys.executable,
-                "-m",
-                "labctl.supervise",
-                "--pidfile",
-                str(self.pidfile(name)),
-                "--log",
-                str(self.log_dir / f"{name}.log"),
-                "--",
-                *argv,
-            ],
-            cwd=self.s.root,
-            env={**self.runner.env, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.log_dir / f"{name}.log", "ab") as errlog:
+            subprocess.Popen(  # detached: it outlives this command, `make down` stops it
+                [
+                    sys.executable,
+                    "-m",
+                    "labctl.supervise",
+                    "--pidfile",
+                    str(self.pidfile(name)),
+                    "--log",
+                    str(self.log_dir / f"{name}.log"),
+                    "--",
+                    *argv,
+                ],
+                cwd=self.s.root,
+                env={**self.runner.env, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errlog,  # the supervisor's own failure, if any
+                start_new_session=True,
+            )
         log.info(f"started {name} (log: .lab/logs/{name}.log)")
 
     def wait_http(self, name: str, url: str, timeout: float = START_TIMEOUT_S) -> None:
@@ -184,9 +185,9 @@ class LocalBackend:
             log.info(line)
         if ensure_env(self.s):
             log.info("created .env with freshly generated secrets (it is git-ignored; keep it)")
-        if not (self.bin / "python").exists():
-            log.info("creating the virtual environment (.venv)")
-            self.runner.run(["make", "--no-print-directory", "venv"])
+        # Always: it does nothing when .venv is current, and installs what an older one
+        # lacks (the components, installed editable) before any process starts.
+        self.runner.run(["make", "--no-print-directory", "venv"])
         for sub in ("gate", "load"):
             (self.s.root / "reports" / sub).mkdir(parents=True, exist_ok=True)
         for name in SERVICES:  # preflight: refuse before starting anything
@@ -218,6 +219,8 @@ class LocalBackend:
                 "SERVING_MODEL_ALIAS": alias,
                 "GUNICORN_BIND": f"{self.s.bind}:{port}",
                 "PROMETHEUS_MULTIPROC_DIR": str(self.s.lab_dir / f"metrics-{alias}"),
+                # The last good model: the server restarts and serves while MLflow is down.
+                "SERVING_CACHE_DIR": str(self.s.lab_dir / f"serving-cache-{alias}"),
             },
         )
         self.wait_http(name, f"http://{self.s.client_host}:{port}/ready")

@@ -82,7 +82,7 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
         if model is None:
             body = {"ready": False, "reason": "model not loaded yet", **_registry_state()}
             return jsonify(body), 503
-        return jsonify(ready=True, version=model.version, **_registry_state())
+        return jsonify(ready=True, version=model.version, source=model.source, **_registry_state())
 
     @app.get("/model")
     def model_info():

@@ -35,6 +35,9 @@ class ServingConfig:
     # Predict with the native scikit-learn model on numpy arrays when the flavor allows it;
     # off means always go through mlflow.pyfunc (pandas), as `mlflow models serve` does.
     fast_path: bool = True
+    # Folder for the last good model (empty: none). A server that starts while MLflow is
+    # unreachable serves from it until the registry answers again.
+    cache_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -53,4 +56,5 @@ class ServingConfig:
             max_body_bytes=_positive(env, "SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch_rows=_positive(env, "SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),
             fast_path=fast in ("1", "true", "yes"),
+            cache_dir=env.get("SERVING_CACHE_DIR", cls.cache_dir).strip(),
         )

@@ -8,6 +8,7 @@ reached, the server keeps the model it has and reports that on /ready and /model
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from serving.cache import ModelCache
 from serving.config import ServingConfig
 from serving.validation import NUMERIC_TYPES
 
@@ -40,6 +42,9 @@ class LoadedModel:
     types: tuple[str, ...]
     path: str  # "numpy-native" or "sklearn-native" (fast paths), or "pyfunc"
     predict: Callable[[np.ndarray], list]
+    # "registry": loaded from MLflow; "cache": the last good model from local disk, served
+    # while the registry could not be asked which version the alias points to.
+    source: str = "registry"
 
     def describe(self) -> dict:
         return {
@@ -51,6 +56,7 @@ class LoadedModel:
             "loaded_at": self.loaded_at,
             "predict_path": self.path,
             "features": list(self.features),
+            "source": self.source,
         }
 
 
@@ -138,53 +144,109 @@ def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str
     return native, kind, pyfunc_predict
 
 
-def load(cfg: ServingConfig, client) -> LoadedModel:
-    """Resolve `models:/NAME@ALIAS` to a version and load it, ready to predict."""
-    import mlflow.artifacts
+def _signature(local: str, version: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Feature names and types of a downloaded model; only named numeric columns serve."""
     from mlflow.models import Model
+
+    signature = Model.load(local).signature
+    if signature is None or signature.inputs is None:
+        raise ModelLoadError(f"version {version} has no input signature to validate against")
+    spec = signature.inputs.to_dict()
+    features = tuple(str(s.get("name")) for s in spec)
+    types = tuple(str(s.get("type")) for s in spec)
+    unsupported = sorted({t for t in types if t not in NUMERIC_TYPES})
+    if unsupported or any(f == "None" for f in features):
+        raise ModelLoadError(
+            f"version {version}: only named numeric columns can be served, got {unsupported}"
+        )
+    return features, types
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _loaded(cfg, version, run_id, git_sha, local, source) -> LoadedModel:
+    features, types = _signature(local, version)
+    native, kind, pyfunc_predict = build_predictors(local, features, types)
+    use_native = cfg.fast_path and native is not None
+    return LoadedModel(
+        name=cfg.model_name,
+        version=version,
+        alias=cfg.alias,
+        run_id=run_id,
+        git_sha=git_sha,
+        loaded_at=_now(),
+        features=features,
+        types=types,
+        path=f"{kind}-native" if use_native else "pyfunc",
+        predict=native if use_native else pyfunc_predict,
+        source=source,
+    )
+
+
+def load(cfg: ServingConfig, client) -> LoadedModel:
+    """Resolve `models:/NAME@ALIAS` to a version and load it, ready to predict.
+
+    With a cache folder configured, the model's files are kept there once it has loaded
+    and passed its checks: the last good model, for a start while MLflow is unreachable.
+    """
+    import mlflow.artifacts
 
     mv = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
     version = str(mv.version)
+    git_sha = (mv.tags or {}).get("git_sha", "unknown")
     with tempfile.TemporaryDirectory(prefix="serving-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{cfg.model_name}/{version}",
             dst_path=tmp,
             tracking_uri=cfg.tracking_uri,
         )
-        signature = Model.load(local).signature
-        if signature is None or signature.inputs is None:
-            raise ModelLoadError(f"version {version} has no input signature to validate against")
-        spec = signature.inputs.to_dict()
-        features = tuple(str(s.get("name")) for s in spec)
-        types = tuple(str(s.get("type")) for s in spec)
-        unsupported = sorted({t for t in types if t not in NUMERIC_TYPES})
-        if unsupported or any(f == "None" for f in features):
-            raise ModelLoadError(
-                f"version {version}: only named numeric columns can be served, got {unsupported}"
-            )
-        native, kind, pyfunc_predict = build_predictors(local, features, types)
-    use_native = cfg.fast_path and native is not None
-    return LoadedModel(
-        name=cfg.model_name,
-        version=version,
-        alias=cfg.alias,
-        run_id=mv.run_id or "",
-        git_sha=(mv.tags or {}).get("git_sha", "unknown"),
-        loaded_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
-        features=features,
-        types=types,
-        path=f"{kind}-native" if use_native else "pyfunc",
-        predict=native if use_native else pyfunc_predict,
+        model = _loaded(cfg, version, mv.run_id or "", git_sha, local, "registry")
+        if cfg.cache_dir:
+            try:
+                ModelCache(cfg.cache_dir, cfg.model_name, cfg.alias).save(
+                    local,
+                    {
+                        "version": version,
+                        "run_id": model.run_id,
+                        "git_sha": git_sha,
+                        "saved_at": model.loaded_at,
+                    },
+                )
+            except OSError as exc:  # serving matters more than the cache
+                log.warning("could not keep version %s in %s (%s)", version, cfg.cache_dir, exc)
+    return model
+
+
+def load_cached(cfg: ServingConfig) -> LoadedModel | None:
+    """The last good model from the cache folder, ready to predict; None if there is none."""
+    if not cfg.cache_dir:
+        return None
+    found = ModelCache(cfg.cache_dir, cfg.model_name, cfg.alias).load()
+    if found is None:
+        return None
+    record, folder = found
+    return _loaded(
+        cfg,
+        record["version"],
+        record.get("run_id", ""),
+        record.get("git_sha", ""),
+        str(folder),
+        "cache",
     )
 
 
 class ModelHolder:
     """Holds the current model and refreshes it from the registry in the background."""
 
-    def __init__(self, cfg: ServingConfig, client=None, loader=load) -> None:
+    def __init__(
+        self, cfg: ServingConfig, client=None, loader=load, cache_loader=load_cached
+    ) -> None:
         self.cfg = cfg
         self._client = client
         self._loader = loader
+        self._cache_loader = cache_loader
         self.current: LoadedModel | None = None
         self.mlflow_reachable: bool | None = None
         self.last_error: str | None = None
@@ -201,13 +263,21 @@ class ModelHolder:
         return self._client
 
     def refresh(self) -> bool:
-        """Check the alias once; load and swap in a new version. Returns True on a swap."""
-        self.last_check = datetime.now(UTC).replace(microsecond=0).isoformat()
+        """Check the alias once; load and swap in a new version. Returns True on a swap.
+
+        When the registry cannot answer and nothing is loaded yet (a worker or container
+        that starts during an outage), the last good model from the cache is served until
+        the registry answers again.
+        """
+        self.last_check = _now()
         try:
             mv = self.client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
             self.mlflow_reachable = True
             current = self.current
             if current is not None and str(mv.version) == current.version:
+                if current.source != "registry":  # the registry confirms the cached model
+                    self.current = dataclasses.replace(current, source="registry")
+                    log.warning("version %s from the cache confirmed by the registry", mv.version)
                 self.last_error = None
                 return False
             loaded = self._loader(self.cfg, self.client)
@@ -215,24 +285,42 @@ class ModelHolder:
             reachable = not _is_connection_error(exc)
             self.mlflow_reachable = reachable
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            if self.current is None and not _alias_missing(exc):
+                return self._load_from_cache()
             log.warning(
                 "model refresh failed (%s); keeping version %s",
                 self.last_error,
                 self.current.version if self.current else "none",
             )
             return False
+        return self._swap(loaded)
+
+    def _swap(self, loaded: LoadedModel) -> bool:
         previous = self.current
         self.current = loaded  # one reference assignment: requests see old or new, never half
-        self.last_error = None
+        if loaded.source == "registry":
+            self.last_error = None
         log.warning(
-            "serving %s@%s version %s (was %s, %s path)",
+            "serving %s@%s version %s (was %s, %s path, from the %s)",
             loaded.name,
             loaded.alias,
             loaded.version,
             previous.version if previous else "none",
             loaded.path,
+            loaded.source,
         )
         return True
+
+    def _load_from_cache(self) -> bool:
+        try:
+            cached = self._cache_loader(self.cfg)
+        except Exception as exc:  # a damaged cache must not stop the poller
+            log.warning("the model cache cannot be loaded (%s: %s)", type(exc).__name__, exc)
+            return False
+        if cached is None:
+            log.warning("model refresh failed (%s); no model to serve yet", self.last_error)
+            return False
+        return self._swap(cached)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -256,6 +344,12 @@ class ModelHolder:
         while self.current is None and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.current is not None
+
+
+def _alias_missing(exc: Exception) -> bool:
+    """The registry answered that the alias does not exist: serve nothing rather than a
+    model the alias no longer names."""
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
 def _is_connection_error(exc: Exception) -> bool:

@@ -99,6 +99,7 @@ def start_gunicorn(tmp_path_factory):
         wait_http(f"{url}/ready" if wait_ready else f"{url}/health", 120, proc)
         return url
 
+    _start.processes = procs  # the gunicorn masters, newest last
     yield _start
     for p in procs:
         stop(p)

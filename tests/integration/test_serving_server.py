@@ -1,5 +1,8 @@
 """The model server under a real gunicorn, against a real MLflow server (integration)."""
 
+import os
+import signal
+import subprocess
 import threading
 import time
 
@@ -131,4 +134,73 @@ def test_keeps_serving_when_mlflow_goes_away(mlflow_dir, clone_model, start_guni
     assert ready.status_code == 200 and ready.json()["mlflow_reachable"] is False
     assert requests.get(f"{url}/model", timeout=10).json()["last_error"]
     r = requests.post(f"{url}/predict", json={"instance": ROW}, timeout=10)
+    assert r.status_code == 200 and r.json()["model_version"] == v1
+
+
+def _workers(master_pid: int) -> list[int]:
+    r = subprocess.run(
+        ["pgrep", "-P", str(master_pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in r.stdout.split()]
+
+
+def test_outage_restarts_serve_the_last_good_model(
+    mlflow_dir, clone_model, start_gunicorn, tmp_path
+):
+    """MLflow stopped: a recycled worker and a whole new server both serve from the cache."""
+    port = free_port()
+    proc = start_mlflow(mlflow_dir, port)
+    tracking = f"http://127.0.0.1:{port}"
+    cache = str(tmp_path / "cache")
+    try:
+        wait_http(f"{tracking}/health", 120, proc)
+        name, (v1,) = clone_model("good")
+        MlflowClient(tracking_uri=tracking).set_registered_model_alias(name, "production", v1)
+        url = start_gunicorn(
+            tracking, name, "production", SERVING_POLL_INTERVAL_S="0.3", SERVING_CACHE_DIR=cache
+        )
+    finally:
+        stop(proc)
+    master = start_gunicorn.processes[-1].pid
+    sent, failures, stop_event = [0], [], threading.Event()
+
+    def client():
+        with requests.Session() as s:
+            while not stop_event.is_set():
+                try:
+                    r = s.post(f"{url}/predict", json={"instances": [ROW]}, timeout=10)
+                    sent[0] += 1
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                except requests.RequestException as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        before = _workers(master)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGTERM)  # as gunicorn recycles a worker
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            len(_workers(master)) < 2 or before[0] in _workers(master)
+        ):
+            time.sleep(0.2)
+        time.sleep(3)  # the new worker takes its share of the requests
+    finally:
+        stop_event.set()
+        for t in threads:
+            t.join()
+    assert failures == [], f"{len(failures)} of {sent[0]} requests failed: {failures[:5]}"
+    assert sent[0] > 50
+
+    # A whole new server (a container restart) while MLflow is still down.
+    url2 = start_gunicorn(tracking, name, "production", SERVING_CACHE_DIR=cache)
+    ready = requests.get(f"{url2}/ready", timeout=10).json()
+    assert ready["ready"] is True and ready["source"] == "cache"
+    assert ready["mlflow_reachable"] is False
+    info = requests.get(f"{url2}/model", timeout=10).json()
+    assert (info["version"], info["source"]) == (v1, "cache")
+    r = requests.post(f"{url2}/predict", json={"instances": [ROW]}, timeout=10)
     assert r.status_code == 200 and r.json()["model_version"] == v1
