@@ -131,7 +131,7 @@ def test_a_bad_build_cache_setting_is_refused_before_building(settings_for, fake
     b = DockerBackend(settings_for(LAB_BUILD_CACHE="s3"), fake)
     with pytest.raises(LabError, match="LAB_BUILD_CACHE must be empty"):
         b.build_images()
-    assert not fake.ran("build")
+    assert not fake.ran("build mlflow")
 
 
 def test_the_actions_cache_needs_the_runtime_token(settings_for, fake):
@@ -140,6 +140,63 @@ def test_the_actions_cache_needs_the_runtime_token(settings_for, fake):
         b.build_images()
 
 
-def test_a_dirty_tree_never_reuses_images(settings_for, fake):
-    s = settings_for(GIT_SHA="abc-dirty")
-    assert DockerBackend(s, fake).registry_has_images() is False
+@pytest.mark.parametrize(("sha", "reused"), [("abc", True), ("abc-dirty", False), ("dev", False)])
+def test_only_a_clean_commits_images_are_reused(settings_for, fake, monkeypatch, sha, reused):
+    b = DockerBackend(settings_for(GIT_SHA=sha), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
+    assert b.registry_has_images() is reused
+
+
+@pytest.mark.parametrize(("in_registry", "built"), [(True, False), (False, True)])
+def test_training_builds_this_commits_images_first(
+    settings_for, fake, monkeypatch, in_registry, built
+):
+    b = DockerBackend(settings_for(), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: in_registry)
+    b.train()
+    assert fake.ran("build mlflow serving-image") is built
+    assert " ".join(fake.calls[-1]).endswith("run --rm --no-TTY training")
+
+
+def test_reuse_skips_the_build_only_when_the_registry_has_the_images(
+    settings_for, fake, monkeypatch
+):
+    b = DockerBackend(settings_for(LAB_REUSE_IMAGES="1", GIT_SHA="abc"), fake)
+    monkeypatch.setattr(b, "doctor", lambda: ([], "ok"))
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
+    b.prepare()
+    assert not fake.ran("build mlflow")
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: repo != "loadtests")
+    b.prepare()
+    assert fake.ran("build mlflow serving-image")
+
+
+def test_the_project_name_reaches_compose(settings_for, fake):
+    b = DockerBackend(settings_for(COMPOSE_PROJECT_NAME="mlops-lab-ci"), fake)
+    argv = b.compose("ps")
+    assert argv[argv.index("--project-name") + 1] == "mlops-lab-ci"
+
+
+def test_report_folders_are_handed_over_without_following_links(tmp_path, monkeypatch):
+    from labctl import docker
+
+    target = tmp_path / "host-secret"
+    target.write_text("not yours")
+    reports = tmp_path / "reports"
+    (reports / "sub").mkdir(parents=True)
+    (reports / "sub" / "r.json").write_text("{}")
+    (reports / "link").symlink_to(target)
+    owned = []
+    monkeypatch.setattr(
+        docker.os,
+        "chown",
+        lambda p, u, g, follow_symlinks=True: owned.append((str(p), follow_symlinks)),
+    )
+    docker.chown_tree(reports, 10001)
+    assert {p for p, _ in owned} == {
+        str(reports),
+        str(reports / "sub"),
+        str(reports / "sub" / "r.json"),
+        str(reports / "link"),
+    }
+    assert all(follow is False for _, follow in owned)
