@@ -1,0 +1,155 @@
+"""Tools for the fault tests: steady load on a server, and ways to hurt the lab's parts.
+
+The docker helpers act on the running Compose project (the same environment `make`
+gives the suite); the local helpers act on the supervised processes by their PID files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+from tests.e2e.labtools import ROOT
+
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+class Load:
+    """Clients posting /predict in a loop until stopped; every answer is recorded."""
+
+    def __init__(self, url: str, clients: int = 2):
+        self.url = url
+        self.clients = clients
+        self.outcomes: list[tuple[float, str]] = []  # (time, "200" / "503" / "refused"...)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _run(self) -> None:
+        with requests.Session() as s:
+            while not self._stop.is_set():
+                t = time.monotonic()
+                try:
+                    r = s.post(f"{self.url}/predict", json={"instances": [IRIS_ROW]}, timeout=10)
+                    outcome = str(r.status_code)
+                except requests.ConnectionError:
+                    outcome = "connection refused"
+                except requests.RequestException as exc:
+                    outcome = type(exc).__name__
+                self.outcomes.append((t, outcome))
+                if outcome != "200":
+                    time.sleep(0.05)  # do not spin on a server that is not there
+                else:
+                    time.sleep(0.005)
+
+    def __enter__(self) -> Load:
+        for _ in range(self.clients):
+            thread = threading.Thread(target=self._run, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def sent(self) -> int:
+        return len(self.outcomes)
+
+    def failed(self) -> Counter:
+        return Counter(o for _, o in self.outcomes if o != "200")
+
+    def report(self, fault: str) -> str:
+        return f"{fault}: {self.sent()} requests, failed {dict(self.failed()) or 0}"
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# ---------------------------------------------------------------- docker mode
+def compose(*args: str, timeout: float = 300) -> str:
+    """`docker compose` on the lab's project (the suite runs with the lab's environment)."""
+    backend = os.environ.get("S3_BACKEND", "minio")
+    r = subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "compose" / "compose.yaml"),
+            "--profile",
+            backend,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert r.returncode == 0, f"docker compose {' '.join(args)}: {r.stderr[-2000:]}"
+    return r.stdout
+
+
+KILL_ONE_WORKER = """
+import os, signal
+workers = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        if stat[1] == "1":  # a child of PID 1, the gunicorn master
+            workers.append(int(pid))
+os.kill(min(workers), signal.SIGTERM)
+print(min(workers))
+"""
+
+
+def kill_container_worker(service: str) -> int:
+    """SIGTERM one gunicorn worker in a serving container (as gunicorn recycles one)."""
+    return int(compose("exec", "-T", service, "python", "-c", KILL_ONE_WORKER).strip())
+
+
+# ----------------------------------------------------------------- local mode
+RUN = ROOT / ".lab" / "run"
+
+
+def children(pid: int) -> list[int]:
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return sorted(int(p) for p in r.stdout.split())
+
+
+def supervisor(name: str) -> int:
+    return int(Path(RUN / f"{name}.pid").read_text().strip())
+
+
+def local_server(name: str) -> int:
+    """The process a supervisor runs (the gunicorn master, the MLflow server)."""
+    kids = children(supervisor(name))
+    assert len(kids) == 1, f"{name}: supervisor has children {kids}"
+    return kids[0]
+
+
+def kill_local_worker(name: str) -> int:
+    worker = children(local_server(name))[0]
+    os.kill(worker, signal.SIGTERM)
+    return worker
