@@ -114,7 +114,15 @@ def test_registry_holds_images_by_sha_and_alias(lab, docker_only):
         assert _digest(lab, alias) == _digest(lab, sha)
 
 
-def test_containers_run_as_non_root(lab, docker_only):
+def test_the_registry_refuses_to_delete_an_image(lab, docker_only):
+    digest = _digest(lab, "production")
+    assert digest is not None
+    r = requests.delete(f"{lab.registry}/v2/mlops-lab/serving/manifests/{digest}", timeout=10)
+    assert r.status_code == 405, r.text[:300]
+    assert _digest(lab, "production") == digest
+
+
+def test_containers_run_as_non_root_with_resource_limits(lab, docker_only):
     ids = subprocess.run(
         [
             "docker",
@@ -135,6 +143,19 @@ def test_containers_run_as_non_root(lab, docker_only):
     ).stdout.split()
     assert len(ids) == 3
     for cid in ids:
+        limits = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "--format",
+                "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+                cid,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert int(limits[0]) > 0 and int(limits[1]) > 0, (cid, limits)  # resource limits
         user = subprocess.run(
             ["docker", "inspect", "--format", "{{.Config.User}}", cid],
             capture_output=True,

@@ -1,0 +1,41 @@
+"""Rules the compose file keeps, read as YAML (no Docker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "compose" / "compose.yaml").read_text())
+RUNNING = {name: svc for name, svc in COMPOSE["services"].items() if "image" in svc}
+# serving-image only names the image to build; it never runs.
+RUNNING.pop("serving-image")
+
+
+def _bytes(value: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    value = str(value).lower()
+    return int(float(value[:-1]) * units[value[-1]]) if value[-1] in units else int(value)
+
+
+@pytest.mark.parametrize("name", sorted(RUNNING))
+def test_every_container_has_a_memory_and_a_pid_limit(name):
+    limits = RUNNING[name].get("deploy", {}).get("resources", {}).get("limits", {})
+    assert _bytes(limits.get("memory", "0")) >= 128 << 20, name
+    assert 0 < int(limits.get("pids", 0)) <= 1024, name
+
+
+def test_the_long_running_services_fit_a_laptop_with_8_gb():
+    """Everything but the one-shot jobs runs at once: it must leave the laptop room."""
+    jobs = {"training", "gatekeeper", "locust", "s3-init"}
+    servers = {n: s for n, s in RUNNING.items() if n not in jobs and n != "minio"}
+    total = sum(_bytes(s["deploy"]["resources"]["limits"]["memory"]) for s in servers.values())
+    biggest_job = max(_bytes(RUNNING[n]["deploy"]["resources"]["limits"]["memory"]) for n in jobs)
+    assert total + biggest_job <= 6 << 30, total
+
+
+def test_the_registry_does_not_allow_deletes():
+    env = RUNNING["registry"].get("environment") or {}
+    assert str(env.get("REGISTRY_STORAGE_DELETE_ENABLED", "false")).lower() == "false"
