@@ -289,6 +289,14 @@ class DockerBackend:
             (self.s.root / "compose" / "compose.yaml").read_text(encoding="utf-8")
         )
 
+    def state_container(self, mounts: list[str], entrypoint: str, *args: str) -> list[str]:
+        """A throwaway container of an image the lab already has, with no network, that
+        does the tar work on the lab's volumes: nothing is installed on the host."""
+        return [
+            "docker", "run", "--rm", "-i", "--network", "none", *mounts,
+            "--entrypoint", entrypoint, self.state_image(), *args,
+        ]  # fmt: skip
+
     def state_save(self) -> None:
         file = self.state_file()
         project = self.project()
@@ -322,22 +330,7 @@ class DockerBackend:
         try:
             with os.fdopen(fd, "wb") as out:
                 self.runner.run(
-                    [
-                        "docker",
-                        "run",
-                        "--rm",
-                        "-i",
-                        "--network",
-                        "none",
-                        *mounts,
-                        "--entrypoint",
-                        "bash",
-                        self.state_image(),
-                        "-o",
-                        "pipefail",
-                        "-c",
-                        script,
-                    ],
+                    self.state_container(mounts, "bash", "-o", "pipefail", "-c", script),
                     input=meta,
                     stdout=out,
                 )
@@ -410,29 +403,12 @@ class DockerBackend:
                 stdout=subprocess.DEVNULL,
             )
             mounts += ["-v", f"{project}_{v}:/state/{v}"]
+        extract = ["-xzf", "-", "-C", "/state", "--numeric-owner", "--same-owner"]
+        extract += ["--same-permissions", *m.volumes]
         try:
             with open(file, "rb") as f:
                 self.runner.run(
-                    [
-                        "docker",
-                        "run",
-                        "--rm",
-                        "-i",
-                        "--network",
-                        "none",
-                        *mounts,
-                        "--entrypoint",
-                        "tar",
-                        self.state_image(),
-                        "-xzf",
-                        "-",
-                        "-C",
-                        "/state",
-                        "--numeric-owner",
-                        "--same-owner",
-                        "--same-permissions",
-                        *m.volumes,
-                    ],
+                    self.state_container(mounts, "tar", *extract),
                     stdin=f,
                 )
         except CommandFailed as exc:

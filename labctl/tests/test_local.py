@@ -16,6 +16,22 @@ def local(settings_for, fake):
     return LocalBackend(settings_for(), fake)
 
 
+def start_supervisor(pidfile, log):
+    """A real supervisor around a sleeping child; returns once its PID file exists."""
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "labctl.supervise",
+            "--pidfile", str(pidfile), "--log", str(log),
+            "--", sys.executable, "-c", "import time; time.sleep(60)",
+        ]
+    )  # fmt: skip
+    for _ in range(100):
+        if pidfile.exists():
+            break
+        time.sleep(0.05)
+    return proc
+
+
 def test_a_pid_file_of_a_dead_process_is_stale(local):
     local.run_dir.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -35,26 +51,8 @@ def test_a_pid_reused_by_another_program_is_not_ours(local):
 def test_a_live_supervisor_is_found_by_its_pid_file(local, tmp_path):
     local.run_dir.mkdir(parents=True)
     pidfile = local.pidfile("mlflow")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "labctl.supervise",
-            "--pidfile",
-            str(pidfile),
-            "--log",
-            str(tmp_path / "x.log"),
-            "--",
-            sys.executable,
-            "-c",
-            "import time; time.sleep(60)",
-        ],
-    )
+    proc = start_supervisor(pidfile, tmp_path / "x.log")
     try:
-        for _ in range(100):
-            if pidfile.exists():
-                break
-            time.sleep(0.05)
         assert local.running_pid("mlflow") == proc.pid
     finally:
         proc.terminate()
@@ -79,27 +77,8 @@ def test_jobs_talk_to_the_local_tracking_server_and_no_registry(settings_for, fa
 
 def test_another_services_supervisor_is_not_this_ones(local, tmp_path):
     local.run_dir.mkdir(parents=True)
-    other = local.pidfile("serving-staging")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "labctl.supervise",
-            "--pidfile",
-            str(other),
-            "--log",
-            str(tmp_path / "x.log"),
-            "--",
-            sys.executable,
-            "-c",
-            "import time; time.sleep(60)",
-        ]
-    )
+    proc = start_supervisor(local.pidfile("serving-staging"), tmp_path / "x.log")
     try:
-        for _ in range(100):
-            if other.exists():
-                break
-            time.sleep(0.05)
         local.pidfile("mlflow").write_text(f"{proc.pid}\n")
         assert local.running_pid("serving-staging") == proc.pid
         assert local.running_pid("mlflow") is None

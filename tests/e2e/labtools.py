@@ -71,3 +71,17 @@ def promote_new_candidate(lab: Lab) -> str:
     version = lab.aliases()["production"]
     wait_version(lab.production, version)
     return version
+
+
+def image_digest(registry: str, tag: str) -> str | None:
+    """The digest of `mlops-lab/serving:<tag>` in the lab's registry, None if absent."""
+    r = requests.head(
+        f"{registry}/v2/mlops-lab/serving/manifests/{tag}",
+        timeout=10,
+        headers={
+            "Accept": "application/vnd.oci.image.index.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+    )
+    return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None

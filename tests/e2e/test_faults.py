@@ -19,7 +19,7 @@ import requests
 
 from tests.e2e import faults
 from tests.e2e.faults import Load, answers, compose, wait_for
-from tests.e2e.labtools import ROOT, promote_new_candidate, wait_version
+from tests.e2e.labtools import ROOT, image_digest, promote_new_candidate, wait_version
 
 pytestmark = pytest.mark.e2e
 
@@ -33,19 +33,6 @@ def record(line: str) -> None:
         f.write(f"- {line}\n")
 
 
-def image_digest(lab, tag: str) -> str | None:
-    r = requests.head(
-        f"{lab.registry}/v2/mlops-lab/serving/manifests/{tag}",
-        timeout=10,
-        headers={
-            "Accept": "application/vnd.oci.image.index.v1+json, "
-            "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
-    )
-    return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
-
-
 def assert_consistent(lab) -> dict[str, str]:
     """Every served alias and, in docker mode, its image tag name the same version."""
     aliases = lab.aliases()
@@ -54,7 +41,7 @@ def assert_consistent(lab) -> dict[str, str]:
         wait_version(getattr(lab, alias), aliases[alias])
         if lab.mode == "docker":
             sha = client.get_model_version(lab.model_name, aliases[alias]).tags["git_sha"]
-            assert image_digest(lab, alias) == image_digest(lab, sha), alias
+            assert image_digest(lab.registry, alias) == image_digest(lab.registry, sha), alias
     return aliases
 
 

@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from tests.e2e.labtools import ROOT, served_version, wait_version
+from tests.e2e.faults import compose
+from tests.e2e.labtools import image_digest, served_version, wait_version
 
 pytestmark = pytest.mark.e2e
 
@@ -86,16 +87,7 @@ def test_artifacts_live_in_the_s3_store(lab, docker_only):
 
 
 def _digest(lab, tag: str) -> str | None:
-    r = requests.head(
-        f"{lab.registry}/v2/mlops-lab/serving/manifests/{tag}",
-        timeout=10,
-        headers={
-            "Accept": "application/vnd.oci.image.index.v1+json, "
-            "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
-    )
-    return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
+    return image_digest(lab.registry, tag)
 
 
 def test_registry_holds_images_by_sha_and_alias(lab, docker_only):
@@ -123,24 +115,7 @@ def test_the_registry_refuses_to_delete_an_image(lab, docker_only):
 
 
 def test_containers_run_as_non_root_with_resource_limits(lab, docker_only):
-    ids = subprocess.run(
-        [
-            "docker",
-            "compose",
-            "--project-directory",
-            str(ROOT),
-            "-f",
-            str(ROOT / "compose" / "compose.yaml"),
-            "ps",
-            "-q",
-            "mlflow",
-            "serving-staging",
-            "serving-production",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    ids = compose("ps", "-q", "mlflow", "serving-staging", "serving-production").split()
     assert len(ids) == 3
     for cid in ids:
         limits = subprocess.run(
