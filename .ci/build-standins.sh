@@ -7,7 +7,8 @@
 #   mlops-lab-ci/registry:2.8          for registry:2.8.3                 (.ci/standins/registry)
 #   mlops-lab-ci/seaweedfs:4.48        for chrislusf/seaweedfs:4.48       (.ci/standins/seaweedfs)
 #
-# Each image is built only when missing (`docker image inspect`); set
+# The Python base is built only when missing (`docker image inspect`), the Dockerfile
+# stand-ins every time (cached layers make that fast); set
 # STANDINS_REBUILD=1 to rebuild them all. Needs a running engine with buildx
 # (.ci/install-docker.sh) and root (or sudo) for debootstrap.
 #
@@ -164,7 +165,9 @@ build_dockerfile() { # build_dockerfile TAG DIR
 
 step() { # step TAG BUILD-COMMAND...
   local tag="$1" t0 dt; shift
-  if have_image "$tag"; then
+  # Dockerfile stand-ins are always built: the build cache makes an unchanged one take
+  # seconds, and a changed Dockerfile or config must never be skipped for an old image.
+  if [ "$1" != build_dockerfile ] && have_image "$tag"; then
     log "$tag present, skipped"
     SUMMARY+=("$(printf '%-36s present (skipped)' "$tag")")
     return 0
