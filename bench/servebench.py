@@ -1,16 +1,18 @@
-"""Serving benchmark: our server vs `mlflow models serve` vs the HTTP floor, side by side.
+"""Serving benchmark: our server (gevent and sync workers) vs `mlflow models serve` vs the
+HTTP floor, side by side.
 
     make bench                      # or, from the repository root:
     .venv/bin/python -m bench.servebench
 
 In one run on one machine it trains and registers a model on a private MLflow server,
-starts the three servers on 127.0.0.1 with the same worker count, and loads each with the
+starts the four servers on 127.0.0.1 with the same worker count, and loads each with the
 same `wrk` settings, single rows and 64-row batches, alternating the order over several
 rounds. It prints a table (requests/s, p50/p95/p99, failures, server and client CPU),
-writes JSON and Markdown reports, and ends with exactly two lines:
+writes JSON and Markdown reports, and ends with exactly three lines:
 
     ours/mlflow-serve rps ratio: X.X
     ours/floor rps ratio: X.X
+    ours/ours-sync rps ratio: X.XX
 
 (single-row medians). Every load run is bounded in time and targets 127.0.0.1 only.
 """
@@ -34,7 +36,7 @@ from pathlib import Path
 from labctl.processes import ROOT, free_port, start_gunicorn, start_mlflow, venv_bin, wait_http
 
 BIN = venv_bin()
-SERVERS = ("ours", "mlflow-serve", "floor")
+SERVERS = ("ours", "ours-sync", "mlflow-serve", "floor")
 SCENARIOS = {"single": 1, "batch64": 64}
 HOST = "127.0.0.1"  # load goes to loopback only
 
@@ -101,6 +103,7 @@ def ratio_lines(med: dict) -> list[str]:
     return [
         f"ours/mlflow-serve rps ratio: {ours / med[('mlflow-serve', 'single')]['rps']:.1f}",
         f"ours/floor rps ratio: {ours / med[('floor', 'single')]['rps']:.1f}",
+        f"ours/ours-sync rps ratio: {ours / med[('ours-sync', 'single')]['rps']:.2f}",
     ]
 
 
@@ -272,6 +275,23 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         pids = {"ours": procs[-1].pid}
+        # The same server with sync workers: what gevent workers cost or gain.
+        procs.append(
+            start_gunicorn(
+                {
+                    **env,
+                    "SERVING_MODEL_ALIAS": "production",
+                    "GUNICORN_WORKERS": workers,
+                    "GUNICORN_WORKER_CLASS": "sync",
+                    "GUNICORN_BIND": f"{HOST}:{ports['ours-sync']}",
+                    "SERVING_POLL_INTERVAL_S": "60",
+                    "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-sync"),
+                },
+                tmp / "ours-sync.log",
+                BIN,
+            )
+        )
+        pids["ours-sync"] = procs[-1].pid
         procs.append(
             _start(
                 [
@@ -309,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         pids["floor"] = procs[-1].pid
         wait_http(f"http://{HOST}:{ports['ours']}/ready", 180, procs[1])
-        wait_http(f"http://{HOST}:{ports['mlflow-serve']}/health", 180, procs[2])
-        wait_http(f"http://{HOST}:{ports['floor']}/ready", 180, procs[3])
+        wait_http(f"http://{HOST}:{ports['ours-sync']}/ready", 180, procs[2])
+        wait_http(f"http://{HOST}:{ports['mlflow-serve']}/health", 180, procs[3])
+        wait_http(f"http://{HOST}:{ports['floor']}/ready", 180, procs[4])
 
         # 3. request bodies: the same rows in each server's format
         bodies: dict[tuple[str, str], Path] = {}

@@ -88,7 +88,9 @@ class LocalBackend:
             return None
         pid = int(digits)
         cmd = process_command(pid)
-        if "labctl.supervise" in cmd and str(self.pidfile(name)) in cmd:
+        # scripts/supervise.py: a lab started before labctl, still stoppable after an update
+        supervisor = "labctl.supervise" in cmd or "scripts/supervise.py" in cmd
+        if supervisor and str(self.pidfile(name)) in cmd:
             return pid
         return None
 

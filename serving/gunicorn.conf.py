@@ -1,8 +1,13 @@
 """gunicorn settings for CPU-bound prediction (see docs/serving.md for the measurements).
 
-Sync workers, one request at a time each: predict is CPU-bound, so threads or async
-workers only add contention. Native thread pools are pinned to one thread per worker,
-before numpy is imported, so workers do not oversubscribe the cores.
+gevent workers: each worker reads requests in greenlets, so a client that sends its
+request slowly (or holds a connection open) costs a greenlet, not a worker. With sync
+workers, two slow clients hold both workers and stall /predict for everyone: gunicorn's
+design notes say sync workers need a buffering proxy in front, which the lab does not
+have. Predict itself is CPU-bound and runs one request at a time per worker, as before.
+Native thread pools are pinned to one thread per worker, before numpy is imported, so
+workers do not oversubscribe the cores. GUNICORN_WORKER_CLASS=sync restores the old
+behaviour (the benchmark runs both side by side).
 
 Two workers by default, the lab's value (GUNICORN_WORKERS in .env.example): two servers
 share the machine with MLflow and each worker holds its own copy of the model. A server
@@ -28,8 +33,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 # Inside a container the published port decides exposure (127.0.0.1 on the host).
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = "sync"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 threads = 1
+# Open connections per worker (slow ones included); beyond it, new ones wait in the queue.
+worker_connections = 1000
 # Covers the first model load, which happens before a worker accepts connections.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 20

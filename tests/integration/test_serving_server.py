@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -204,3 +205,38 @@ def test_outage_restarts_serve_the_last_good_model(
     assert (info["version"], info["source"]) == (v1, "cache")
     r = requests.post(f"{url2}/predict", json={"instances": [ROW]}, timeout=10)
     assert r.status_code == 200 and r.json()["model_version"] == v1
+
+
+def _slow_clients(url: str, n: int) -> list[socket.socket]:
+    """Connections that send the start of a request, then nothing more."""
+    host, port = url.removeprefix("http://").split(":")
+    conns = []
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\n")
+        conns.append(s)
+    return conns
+
+
+@pytest.mark.parametrize(("worker_class", "stalled"), [("gevent", False), ("sync", True)])
+def test_slow_clients_do_not_stall_predict(served, start_gunicorn, worker_class, stalled):
+    """The lab's worker class answers others while slow clients hold connections; sync
+    workers, shown for contrast, are stalled by as many slow clients as workers."""
+    client, name, *_ = served
+    url = start_gunicorn(client.tracking_uri, name, "staging", GUNICORN_WORKER_CLASS=worker_class)
+    conns = _slow_clients(url, 20 if worker_class == "gevent" else 2)
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        try:
+            r = requests.post(f"{url}/predict", json={"instances": [ROW]}, timeout=5)
+            answered = r.status_code == 200
+        except requests.Timeout:
+            answered = False
+        took = time.monotonic() - t0
+    finally:
+        for s in conns:
+            s.close()
+    assert answered is not stalled, f"{worker_class}: answered={answered} after {took:.1f}s"
+    if not stalled:
+        assert took < 1.0
