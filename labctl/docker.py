@@ -120,24 +120,25 @@ class DockerBackend:
         log.info(f"starting Postgres, the S3 store ({self.s.s3_backend}) and MLflow")
         self.runner.run(self.compose("up", "-d", "--wait", "mlflow"))
 
-    def start_servers(self) -> None:
-        self.runner.run(self.compose("pull", "--quiet", "serving-staging", "serving-production"))
-        self.runner.run(self.compose("up", "-d", "--wait", "serving-staging", "serving-production"))
+    def _pull_up(self, *services: str) -> None:
+        """Bring servers onto the images their tags name (recreated only if one changed)."""
+        self.runner.run(self.compose("pull", "--quiet", *services))
+        self.runner.run(self.compose("up", "-d", "--wait", *services))
 
-    def gatekeeper(self, *args: str, capture: bool = False) -> Result:
+    def _job(self, profile: str, *args: str, **kwargs) -> Result:
+        """A one-shot job as the user who owns the reports; its exit code is the verdict."""
         return self.runner.run(
             self.compose(
-                "run",
-                "--rm",
-                "--no-TTY",
-                "--user",
-                self.run_as(),
-                "gatekeeper",
-                *args,
-                profiles=("jobs",),
+                "run", "--rm", "--no-TTY", "--user", self.run_as(), *args, profiles=(profile,)
             ),
-            capture=capture,
+            **kwargs,
         )
+
+    def start_servers(self) -> None:
+        self._pull_up("serving-staging", "serving-production")
+
+    def gatekeeper(self, *args: str, capture: bool = False) -> Result:
+        return self._job("jobs", "gatekeeper", *args, capture=capture)
 
     def train(self) -> None:
         self.ensure_images()
@@ -145,27 +146,15 @@ class DockerBackend:
 
     def roll(self, alias: str) -> None:
         """Bring a server onto the image its tag now names (recreated only if it changed)."""
-        self.runner.run(self.compose("pull", "--quiet", f"serving-{alias}"))
-        self.runner.run(self.compose("up", "-d", "--wait", f"serving-{alias}"))
+        self._pull_up(f"serving-{alias}")
 
     def server_url(self, alias: str) -> str:
-        """Where the gatekeeper container reaches a server: the compose network."""
+        """Where the job containers reach a server: the compose network."""
         return f"http://serving-{alias}:8080"
 
     def load(self, alias: str) -> None:
         self.prepare_reports()
-        self.runner.run(
-            self.compose(
-                "run",
-                "--rm",
-                "--no-TTY",
-                "--user",
-                self.run_as(),
-                "locust",
-                profiles=("load",),
-            ),
-            env={"LOAD_TARGET": f"http://serving-{alias}:8080"},
-        )
+        self._job("load", "locust", env={"LOAD_TARGET": self.server_url(alias)})
 
     def build(self) -> None:
         self.ensure_env()
