@@ -18,8 +18,9 @@ import pytest
 import requests
 
 from tests.e2e import faults
-from tests.e2e.faults import Load, answers, compose, wait_for
+from tests.e2e.faults import answers, compose, wait_for
 from tests.e2e.labtools import ROOT, image_digest, promote_new_candidate, wait_version
+from tests.support.load import Load
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -12,6 +11,7 @@ import requests
 from mlflow import MlflowClient
 
 from labctl.processes import free_port, start_mlflow, stop, wait_http
+from tests.support.load import Load
 
 pytestmark = pytest.mark.integration
 
@@ -80,35 +80,15 @@ def test_alias_move_switches_version_with_zero_failed_requests(
     name, (v1, v2) = clone_model("good", "noisy")
     client.set_registered_model_alias(name, "staging", v1)
     url = start_gunicorn(mlflow_server, name, "staging", SERVING_POLL_INTERVAL_S="0.5")
-    seen, failures, stop_flag = [], [], threading.Event()
-
-    def hammer():
-        with requests.Session() as s:
-            while not stop_flag.is_set():
-                try:
-                    r = s.post(f"{url}/predict", json={"instances": [ROW]}, timeout=10)
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
-                    else:
-                        seen.append(r.json()["model_version"])
-                except requests.RequestException as exc:
-                    failures.append(repr(exc))
-
-    threads = [threading.Thread(target=hammer) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with Load(url, clients=3) as load:
         time.sleep(1.0)
         client.set_registered_model_alias(name, "staging", v2)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and seen[-20:].count(v2) < 20:
+        while time.monotonic() < deadline and load.versions[-20:].count(v2) < 20:
             time.sleep(0.2)
         time.sleep(0.5)
-    finally:
-        stop_flag.set()
-        for t in threads:
-            t.join()
-    assert failures == []
+    seen = load.versions
+    assert load.failed() == {}
     assert seen[0] == v1 and seen[-1] == v2
     assert len(seen) > 50
     assert requests.get(f"{url}/model", timeout=10).json()["version"] == v2
@@ -163,23 +143,7 @@ def test_outage_restarts_serve_the_last_good_model(
     finally:
         stop(proc)
     master = start_gunicorn.processes[-1].pid
-    sent, failures, stop_event = [0], [], threading.Event()
-
-    def client():
-        with requests.Session() as s:
-            while not stop_event.is_set():
-                try:
-                    r = s.post(f"{url}/predict", json={"instances": [ROW]}, timeout=10)
-                    sent[0] += 1
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
-                except requests.RequestException as exc:
-                    failures.append(repr(exc))
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with Load(url, clients=3) as load:
         before = _workers(master)
         assert len(before) == 2
         os.kill(before[0], signal.SIGTERM)  # as gunicorn recycles a worker
@@ -189,12 +153,8 @@ def test_outage_restarts_serve_the_last_good_model(
         ):
             time.sleep(0.2)
         time.sleep(3)  # the new worker takes its share of the requests
-    finally:
-        stop_event.set()
-        for t in threads:
-            t.join()
-    assert failures == [], f"{len(failures)} of {sent[0]} requests failed: {failures[:5]}"
-    assert sent[0] > 50
+    assert load.failed() == {}, load.report("worker recycled with MLflow stopped")
+    assert load.sent() > 50
 
     # A whole new server (a container restart) while MLflow is still down.
     url2 = start_gunicorn(tracking, name, "production", SERVING_CACHE_DIR=cache)
