@@ -14,7 +14,7 @@ LAB := $(PYTHON) -m labctl
 
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
-	summary state-save state-restore bench
+	summary state-save state-restore bench user
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -35,10 +35,14 @@ venv: $(VENV)/.installed ## Create the virtual environment with the pinned depen
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 DOCKERFILES := $(wildcard */Dockerfile services/*/Dockerfile .ci/standins/*/Dockerfile)
 # `docker compose config` needs no engine, only the variables the file insists on.
-COMPOSE_LINT := GIT_SHA=lint POSTGRES_PASSWORD=lint S3_ACCESS_KEY=lint S3_SECRET_KEY=lint \
+LINT_SECRETS := GIT_SHA=lint POSTGRES_PASSWORD=lint S3_ACCESS_KEY=lint S3_SECRET_KEY=lint \
+	MLFLOW_ADMIN_PASSWORD=lint MLFLOW_READER_PASSWORD=lint MLFLOW_SECRET_KEY=lint \
+	REGISTRY_PASSWORD=lint
+COMPOSE_LINT := $(LINT_SECRETS) \
 	docker compose --env-file /dev/null --project-directory . -f compose/compose.yaml \
+	-f compose/classroom.yaml \
 	--profile minio --profile seaweedfs --profile build --profile jobs --profile load config -q
-COMPOSE_LINT_ROOT := GIT_SHA=lint POSTGRES_PASSWORD=lint S3_ACCESS_KEY=lint S3_SECRET_KEY=lint \
+COMPOSE_LINT_ROOT := $(LINT_SECRETS) \
 	docker compose --profile minio --profile seaweedfs --profile build --profile jobs \
 	--profile load config -q
 
@@ -130,6 +134,9 @@ state-save: ## Stop the lab, save its volumes and .env to one file (STATE_FILE=l
 
 state-restore: ## Restore a saved lab into fresh volumes (STATE_FILE=lab-state.tgz), then make up
 	@$(LAB) state-restore
+
+user: ## Classroom mode: add an MLflow login for a student (NAME=alice [PASSWORD=...])
+	@$(LAB) user
 
 e2e: venv ## End-to-end tests against the running lab (make up first)
 	@$(LAB) e2e

@@ -41,6 +41,7 @@ VERBS: dict[str, str] = {
     "e2e": "end-to-end tests against the running lab",
     "clean": "delete the lab's data (asks first; --force skips the question)",
     "mode": "print the mode the lab runs in (docker or local)",
+    "user": "classroom mode: add an MLflow login (--name, --password; prints the password)",
 }
 
 
@@ -60,6 +61,8 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     force = env("FORCE", "").strip().lower() in ("1", "true", "yes")
     for name in ("clean", "state-restore"):
         verbs[name].add_argument("--force", action="store_true", default=force, help="(FORCE=1)")
+    verbs["user"].add_argument("--name", default=env("NAME") or "", help="(NAME=)")
+    verbs["user"].add_argument("--password", default=env("PASSWORD") or "", help="(PASSWORD=)")
     verbs["e2e"].add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     return p
 
@@ -82,6 +85,21 @@ def confirm_clean(mode: str, ask: Callable[[str], str] = input) -> bool:
     what = "the lab's volumes" if mode == "docker" else "the local lab's data in .lab/"
     answer = ask(f"Delete {what} (every run, model and image)? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+def add_user(settings: Settings, name: str, password: str) -> None:
+    from labctl import accounts
+
+    if not name:
+        raise LabError("which user? make user NAME=alice (PASSWORD=... to choose the password)")
+    password = accounts.add_user(settings, name, password)
+    url = f"http://{settings.client_host}:{settings.get('MLFLOW_PORT')}"
+    log.good(f"MLflow user {name!r} created: sign in at {url}")
+    print(f"  username: {name}\n  password: {password}")
+    print(
+        f"  (they read every experiment and model and manage what they create; from Python: "
+        f"MLFLOW_TRACKING_USERNAME={name} MLFLOW_TRACKING_PASSWORD=...)"
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
@@ -157,6 +175,8 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
         b.load(pipeline.check_alias("LOAD_ALIAS", args.alias))
     elif verb == "urls":
         print(urls.text(settings, mode))
+    elif verb == "user":
+        add_user(settings, args.name, args.password)
     elif verb == "state-save":
         b.state_save()
     elif verb == "state-restore":

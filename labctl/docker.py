@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 from labctl import doctor, log, state
 from labctl.errors import CommandFailed, LabError
 from labctl.runner import Result, Runner
-from labctl.settings import Settings, ensure_env
+from labctl.settings import REGISTRY_USER, Settings, ensure_env, reload
 
 # Every image the lab builds, by compose service, with its repository in the registry.
 BUILT = {
@@ -42,13 +43,15 @@ class DockerBackend:
 
     # ------------------------------------------------------------------ helpers
     def compose(self, *args: str, profiles: tuple[str, ...] = ()) -> list[str]:
+        files = ["-f", str(self.s.root / "compose" / "compose.yaml")]
+        if self.s.auth:  # classroom mode: the registry behind a login
+            files += ["-f", str(self.s.root / "compose" / "classroom.yaml")]
         argv = [
             "docker",
             "compose",
             "--project-directory",
             str(self.s.root),
-            "-f",
-            str(self.s.root / "compose" / "compose.yaml"),
+            *files,
             "--project-name",
             self.project(),
             "--profile",
@@ -92,7 +95,7 @@ class DockerBackend:
         log.good(summary)
         self.ensure_env()
         self.prepare_reports()
-        self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+        self.start_registry()
         if self.s.flag("LAB_REUSE_IMAGES") and self.registry_has_images():
             # CI stage jobs: the images came with the restored lab state (make state-restore).
             log.info(
@@ -103,22 +106,39 @@ class DockerBackend:
             self.build_images()
 
     def ensure_env(self) -> None:
-        if ensure_env(self.s):
-            log.info("created .env with freshly generated secrets (it is git-ignored; keep it)")
+        changed = ensure_env(self.s)
+        if changed:
+            log.info(changed)
             self.reload()
 
     def reload(self) -> None:
-        """Read .env again (after it was written) into the environment of later commands."""
-        from labctl import settings as settings_mod
+        reload(self.s, self.runner)
 
-        fresh = settings_mod.load(self.s.root, self.s.environ, sha=self.s.get("GIT_SHA"))
-        self.s.env.clear()
-        self.s.env.update(fresh.env)
-        self.runner.env = dict(fresh.env)
+    def start_registry(self) -> None:
+        """The image registry; in classroom mode behind its htpasswd, Docker logged in."""
+        if not self.s.auth:
+            self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+            return
+        from labctl import accounts
+
+        changed = accounts.write_htpasswd(self.s, self.runner, self.state_image())
+        up = ["up", "-d", "--wait", *(["--force-recreate"] if changed else []), "registry"]
+        self.runner.run(self.compose(*up))
+        registry = self.s.get("LAB_REGISTRY")
+        log.info(f"classroom mode: logging Docker in to the lab's registry {registry}")
+        self.runner.run(
+            ["docker", "login", "--username", REGISTRY_USER, "--password-stdin", registry],
+            input=self.s.get("REGISTRY_PASSWORD").encode(),
+            capture=True,  # "Login Succeeded"; a refusal still prints why
+        )
 
     def start_tracking(self) -> None:
         log.info(f"starting Postgres, the S3 store ({self.s.s3_backend}) and MLflow")
         self.runner.run(self.compose("up", "-d", "--wait", "mlflow"))
+        if self.s.auth:
+            from labctl import accounts
+
+            accounts.ensure_reader(self.s)
 
     def _pull_up(self, *services: str) -> None:
         """Bring servers onto the images their tags name (recreated only if one changed)."""
@@ -158,7 +178,7 @@ class DockerBackend:
 
     def build(self) -> None:
         self.ensure_env()
-        self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+        self.start_registry()
         self.build_images()
 
     def record_mode(self) -> None:
@@ -175,6 +195,9 @@ class DockerBackend:
         )
         shutil.rmtree(self.s.root / "reports", ignore_errors=True)
         shutil.rmtree(self.s.lab_dir, ignore_errors=True)
+        if self.s.auth:  # the login `make up` stored in Docker's configuration
+            logout = ["docker", "logout", self.s.get("LAB_REGISTRY")]
+            self.runner.run(logout, check=False, quiet=True)
 
     def ps(self) -> None:
         self.runner.run(self.compose("ps"))
@@ -242,7 +265,11 @@ class DockerBackend:
 
     def registry_has(self, repo: str, tag: str) -> bool:
         url = f"http://127.0.0.1:{self.s.port('REGISTRY_PORT')}/v2/mlops-lab/{repo}/manifests/{tag}"
-        req = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_ACCEPT})
+        headers = {"Accept": MANIFEST_ACCEPT}
+        if self.s.auth:
+            login = f"{REGISTRY_USER}:{self.s.get('REGISTRY_PASSWORD')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(login).decode()
+        req = urllib.request.Request(url, method="HEAD", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (http, loopback)
                 return r.status == 200
@@ -262,7 +289,7 @@ class DockerBackend:
         serving image: after a commit, build that sha's images before training with it."""
         if self.registry_has("serving", self.s.get("GIT_SHA")):
             return
-        self.runner.run(self.compose("up", "-d", "--wait", "registry"))
+        self.start_registry()
         self.build_images()
 
     # ----------------------------------------------------------------- state

@@ -19,7 +19,7 @@ from pathlib import Path
 from labctl import doctor, log, processes
 from labctl.errors import LabError
 from labctl.runner import Result, Runner
-from labctl.settings import Settings, ensure_env
+from labctl.settings import MLFLOW_READER_USER, Settings, ensure_env, reload
 
 SERVICES = ("mlflow", "serving-staging", "serving-production")
 PORT_VAR = {
@@ -185,8 +185,11 @@ class LocalBackend:
     def prepare(self) -> None:
         for line in BANNER.splitlines():
             log.info(line)
-        if ensure_env(self.s):
-            log.info("created .env with freshly generated secrets (it is git-ignored; keep it)")
+        changed = ensure_env(self.s)
+        if changed:
+            log.info(changed)
+            reload(self.s, self.runner)
+            self.runner.env.update(self.job_env)
         # Always: it does nothing when .venv is current, and installs what an older one
         # lacks (the components, installed editable) before any process starts.
         self.runner.run(["make", "--no-print-directory", "venv"])
@@ -202,14 +205,29 @@ class LocalBackend:
 
     def start_tracking(self) -> None:
         (self.s.lab_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-        self.start(
-            "mlflow",
-            processes.mlflow_server_command(
-                self.bin, self.s.lab_dir, self.port("mlflow"), host=self.s.bind
-            ),
-            env=processes.MLFLOW_SERVER_ENV,
+        argv = processes.mlflow_server_command(
+            self.bin, self.s.lab_dir, self.port("mlflow"), host=self.s.bind
         )
+        env = dict(processes.MLFLOW_SERVER_ENV)
+        if self.s.auth:  # classroom mode: MLflow's basic-auth app, users in .lab/
+            argv += ["--app-name", "basic-auth"]
+            env.update(self.auth_env())
+        self.start("mlflow", argv, env=env)
         self.wait_http("mlflow", f"http://{self.s.client_host}:{self.port('mlflow')}/health")
+        if self.s.auth:
+            from labctl import accounts
+
+            accounts.ensure_reader(self.s)
+
+    def auth_env(self) -> dict[str, str]:
+        """MLflow's basic-auth configuration (the docker image writes the same file)."""
+        ini = self.s.lab_dir / "mlflow-auth.ini"
+        processes.write_auth_config(ini, f"sqlite:///{self.s.lab_dir / 'mlflow-auth.db'}")
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": self.s.get("MLFLOW_ADMIN_PASSWORD"),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": self.s.get("MLFLOW_SECRET_KEY"),
+        }
 
     def serving_up(self, alias: str) -> None:
         name = f"serving-{alias}"
@@ -223,6 +241,9 @@ class LocalBackend:
                 "PROMETHEUS_MULTIPROC_DIR": str(self.s.lab_dir / f"metrics-{alias}"),
                 # The last good model: the server restarts and serves while MLflow is down.
                 "SERVING_CACHE_DIR": str(self.s.lab_dir / f"serving-cache-{alias}"),
+                # The servers only read the registry: a read-only account in classroom mode.
+                "MLFLOW_TRACKING_USERNAME": MLFLOW_READER_USER,
+                "MLFLOW_TRACKING_PASSWORD": self.s.get("MLFLOW_READER_PASSWORD"),
             },
         )
         self.wait_http(name, f"http://{self.s.client_host}:{port}/ready")

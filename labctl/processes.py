@@ -133,6 +133,25 @@ def mlflow_server_command(
     ]
 
 
+def write_auth_config(path: Path, database_uri: str) -> None:
+    """The basic-auth app's settings, as services/mlflow/auth_config.py writes them in the
+    MLflow image: signed-in users read everything, a checked login is cached for 60 s."""
+    import configparser
+
+    config = configparser.ConfigParser(interpolation=None)
+    config["mlflow"] = {
+        "default_permission": "READ",
+        "database_uri": database_uri,
+        "admin_username": "admin",
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": "60",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        config.write(f)
+
+
 SERVING_APP = "serving.app:create_app()"
 
 
@@ -152,13 +171,15 @@ def start_mlflow(
     bin_dir: Path | None = None,
     host: str = "127.0.0.1",
     env: Mapping[str, str] | None = None,
+    args: Iterable[str] = (),
 ) -> subprocess.Popen:
-    """Start a real MLflow server (log in `backend_dir/mlflow-<port>.log`)."""
+    """Start a real MLflow server (log in `backend_dir/mlflow-<port>.log`); `args` are
+    added to its command line (`--app-name basic-auth`)."""
     backend_dir.mkdir(parents=True, exist_ok=True)
     penv = {**(env if env is not None else os.environ), **MLFLOW_SERVER_ENV}
     with open(backend_dir / f"mlflow-{port}.log", "ab") as log:  # the child keeps its own fd
         return subprocess.Popen(
-            mlflow_server_command(bin_dir or venv_bin(), backend_dir, port, host),
+            [*mlflow_server_command(bin_dir or venv_bin(), backend_dir, port, host), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

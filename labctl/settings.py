@@ -9,6 +9,7 @@ passes its knobs as possibly-empty variables, and empty must mean "the lab's val
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -52,7 +53,42 @@ PORT_VARS = (
 )
 MODES = ("auto", "docker", "local")
 S3_BACKENDS = ("minio", "seaweedfs")
-SECRET_KEYS = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+SECRET_KEYS = (
+    "POSTGRES_PASSWORD",
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_READER_PASSWORD",
+    "MLFLOW_SECRET_KEY",
+    "REGISTRY_PASSWORD",
+)
+# The accounts of classroom mode (LAB_AUTH): the lab's jobs sign in to MLflow as the admin,
+# the model servers as a reader, pushes and retags go to the registry as `lab`.
+MLFLOW_ADMIN_USER = "admin"
+MLFLOW_READER_USER = "lab-reader"
+REGISTRY_USER = "lab"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; anything else reaches (or may reach) a network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_auth(value: str, bind: str) -> bool:
+    """LAB_AUTH: 1 or 0, or empty/auto for "on whenever LAB_BIND is not a loopback address"."""
+    v = value.strip().lower()
+    if v in ("", "auto"):
+        return not is_loopback(bind)
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise LabError(f"LAB_AUTH must be 1, 0 or auto (got {value!r})")
 
 
 def is_setting(key: str) -> bool:
@@ -196,6 +232,11 @@ class Settings:
         return "127.0.0.1" if self.bind in ("0.0.0.0", "") else self.bind  # noqa: S104
 
     @property
+    def auth(self) -> bool:
+        """Classroom mode: logins on MLflow and the registry (LAB_AUTH, resolved by load)."""
+        return self.get("LAB_AUTH") == "1"
+
+    @property
     def s3_backend(self) -> str:
         return self.get("S3_BACKEND", "minio")
 
@@ -235,7 +276,27 @@ def load(
     if settings.s3_backend not in S3_BACKENDS:
         raise LabError(f"S3_BACKEND must be minio or seaweedfs (got {settings.s3_backend!r})")
     env["LAB_REGISTRY"] = env.get("LAB_REGISTRY") or f"127.0.0.1:{env['REGISTRY_PORT']}"
+    auth = resolve_auth(env.get("LAB_AUTH", ""), settings.bind)
+    env["LAB_AUTH"] = "1" if auth else "0"
+    if not auth and not is_loopback(settings.bind):
+        warnings.append(
+            f"LAB_BIND={settings.bind} with LAB_AUTH=0: anyone on your network can change "
+            "models, runs and images (LAB_AUTH=1 turns the logins on)"
+        )
+    if auth and env.get("MLFLOW_ADMIN_PASSWORD"):
+        # The lab's own jobs and tests sign in as the admin (MLflow's clients read these).
+        env["MLFLOW_TRACKING_USERNAME"] = MLFLOW_ADMIN_USER
+        env["MLFLOW_TRACKING_PASSWORD"] = env["MLFLOW_ADMIN_PASSWORD"]
     return settings
+
+
+def reload(settings: Settings, runner) -> None:
+    """Read `.env` again (after the lab wrote it) into the settings and the environment of
+    every later command."""
+    fresh = load(settings.root, settings.environ, sha=settings.get("GIT_SHA"))
+    settings.env.clear()
+    settings.env.update(fresh.env)
+    runner.env = dict(fresh.env)
 
 
 def resolve_mode(settings: Settings, docker_answers) -> str:
@@ -261,18 +322,41 @@ def resolve_mode(settings: Settings, docker_answers) -> str:
 
 def generate_secrets() -> dict[str, str]:
     """Fresh secrets: hex, so they are safe in URLs, YAML and shells without quoting."""
-    return {
-        "POSTGRES_PASSWORD": secrets.token_hex(20),
-        "S3_ACCESS_KEY": "lab" + secrets.token_hex(9)[:17],
-        "S3_SECRET_KEY": secrets.token_hex(20),
-    }
+    values = {key: secrets.token_hex(20) for key in SECRET_KEYS}
+    values["S3_ACCESS_KEY"] = "lab" + secrets.token_hex(9)[:17]
+    return values
 
 
-def ensure_env(settings: Settings) -> bool:
-    """Write `.env` from `.env.example` with generated secrets; never overwrite. True if new."""
+def add_missing_secrets(path: Path) -> list[str]:
+    """Append the secrets an older `.env` lacks (a lab upgraded in place); change no line.
+
+    Returns the names added. Existing values are never touched: the database and the
+    stores only open with the secrets they were created with.
+    """
+    current = read_dotenv(path).values
+    missing = [key for key in SECRET_KEYS if not current.get(key)]
+    if not missing:
+        return []
+    fresh = generate_secrets()
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [] if text.endswith("\n") or not text else [""]
+    lines.append("# Secrets added by a newer version of the lab (generated; never commit them)")
+    lines += [f"{key}={fresh[key]}" for key in missing]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return missing
+
+
+def ensure_env(settings: Settings) -> str:
+    """Write `.env` from `.env.example` with generated secrets; never overwrite.
+
+    Returns what changed, for the user ("" when nothing did): after a change, read the
+    settings again.
+    """
     path = settings.env_file
     if path.exists():
-        return False
+        added = add_missing_secrets(path)
+        return f"added generated {', '.join(added)} to .env" if added else ""
     template = (settings.root / ".env.example").read_text(encoding="utf-8")
     values = {**generate_secrets(), "S3_BACKEND": settings.s3_backend}
     lines = []
@@ -284,4 +368,4 @@ def ensure_env(settings: Settings) -> bool:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    return True
+    return "created .env with freshly generated secrets (it is git-ignored; keep it)"

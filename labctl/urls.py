@@ -30,6 +30,15 @@ def text(settings: Settings, mode: str) -> str:
         )
     else:
         lines.append("  Artifacts           .lab/artifacts (local folder, served through MLflow)")
+    if settings.auth:
+        lines.append(
+            "  Logins (LAB_AUTH=1) MLflow: user admin, password MLFLOW_ADMIN_PASSWORD in .env;"
+            "  make user NAME=alice adds a student"
+        )
+        if mode == "docker":
+            lines.append(
+                "                      registry: user lab, password REGISTRY_PASSWORD in .env"
+            )
     lines += [
         f"  Staging server      http://{h}:{g('STAGING_PORT')}/model      "
         "model @staging   (POST /predict)",

@@ -49,6 +49,9 @@ class GateConfig:
     # Where promotion retags the serving image; empty means "no image registry" (local mode).
     registry_url: str = ""
     image_repository: str = "mlops-lab/serving"
+    # The registry's login (classroom mode); empty means anonymous.
+    registry_username: str = ""
+    registry_password: str = field(default="", repr=False)
     actor: str = "unknown"
 
     @classmethod
@@ -73,5 +76,7 @@ class GateConfig:
             report_dir=env.get("GATE_REPORT_DIR", cls.report_dir),
             registry_url=env.get("GATE_REGISTRY_URL", cls.registry_url).rstrip("/"),
             image_repository=env.get("GATE_IMAGE_REPOSITORY", cls.image_repository),
+            registry_username=env.get("GATE_REGISTRY_USERNAME", ""),
+            registry_password=env.get("GATE_REGISTRY_PASSWORD", ""),
             actor=_actor(env),
         )

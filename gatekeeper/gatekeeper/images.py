@@ -32,24 +32,43 @@ class Manifest:
 
 
 class Registry:
-    def __init__(self, base_url: str, repository: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        repository: str,
+        timeout: float = 10.0,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.repository = repository
         self.timeout = timeout
+        self.auth = auth  # basic auth (an htpasswd registry); None: anonymous
 
     def _url(self, reference: str) -> str:
         return f"{self.base_url}/v2/{self.repository}/manifests/{reference}"
+
+    def _login_refused(self, method: str, tag: str) -> str:
+        who = f"user {self.auth[0]!r}" if self.auth else "no login"
+        return (
+            f"{method} {self.repository}:{tag} -> HTTP 401: the registry wants a login and "
+            f"refused {who} (GATE_REGISTRY_USERNAME, GATE_REGISTRY_PASSWORD)"
+        )
 
     def get(self, tag: str) -> Manifest | None:
         """The manifest behind a tag, or None when the tag does not exist."""
         try:
             r = requests.get(
-                self._url(tag), headers={"Accept": MANIFEST_TYPES}, timeout=self.timeout
+                self._url(tag),
+                headers={"Accept": MANIFEST_TYPES},
+                timeout=self.timeout,
+                auth=self.auth,
             )
         except requests.RequestException as exc:
             raise RegistryError(f"registry {self.base_url} unreachable: {exc}") from exc
         if r.status_code == 404:
             return None
+        if r.status_code == 401:
+            raise RegistryError(self._login_refused("GET", tag))
         if r.status_code != 200:
             raise RegistryError(f"GET {self.repository}:{tag} -> HTTP {r.status_code}")
         media_type = r.headers.get("Content-Type", "").split(";")[0].strip()
@@ -62,9 +81,12 @@ class Registry:
                 data=manifest.body,
                 headers={"Content-Type": manifest.media_type},
                 timeout=self.timeout,
+                auth=self.auth,
             )
         except requests.RequestException as exc:
             raise RegistryError(f"registry {self.base_url} unreachable: {exc}") from exc
+        if r.status_code == 401:
+            raise RegistryError(self._login_refused("PUT", tag))
         if r.status_code not in (200, 201):
             raise RegistryError(
                 f"PUT {self.repository}:{tag} -> HTTP {r.status_code}: {r.text[:200]}"

@@ -167,7 +167,10 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
 
 
 def _image_registry(cfg: GateConfig) -> Registry | None:
-    return Registry(cfg.registry_url, cfg.image_repository) if cfg.registry_url else None
+    if not cfg.registry_url:
+        return None
+    auth = (cfg.registry_username, cfg.registry_password) if cfg.registry_username else None
+    return Registry(cfg.registry_url, cfg.image_repository, auth=auth)
 
 
 def _move(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> None:

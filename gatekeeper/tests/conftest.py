@@ -5,6 +5,7 @@ Fakes are for unit tests only; the integration tests use a real MLflow server.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,14 +51,28 @@ def fake_client():
 
 class _RegistryHandler(BaseHTTPRequestHandler):
     manifests: dict[str, tuple[bytes, str]] = {}
+    login: str = ""  # "user:password" when the registry wants basic auth (htpasswd)
 
     def log_message(self, *args):  # keep test output clean
         pass
+
+    def _refused(self) -> bool:
+        if not self.login:
+            return False
+        expected = "Basic " + base64.b64encode(self.login.encode()).decode()
+        if self.headers.get("Authorization") == expected:
+            return False
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+        self.end_headers()
+        return True
 
     def _tag(self) -> str:
         return self.path.rsplit("/manifests/", 1)[1]
 
     def do_GET(self):
+        if self._refused():
+            return
         item = self.manifests.get(self._tag())
         if item is None:
             self.send_response(404)
@@ -71,6 +86,8 @@ class _RegistryHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_PUT(self):
+        if self._refused():
+            return
         length = int(self.headers["Content-Length"])
         self.manifests[self._tag()] = (self.rfile.read(length), self.headers["Content-Type"])
         self.send_response(201)
@@ -78,9 +95,13 @@ class _RegistryHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def fake_registry():
-    """A tiny HTTP server speaking the manifest part of the registry API."""
-    handler = type("H", (_RegistryHandler,), {"manifests": {}})
+def fake_registry(request):
+    """A tiny HTTP server speaking the manifest part of the registry API.
+
+    Parametrize indirectly with "user:password" for a registry that wants a login.
+    """
+    login = getattr(request, "param", "")
+    handler = type("H", (_RegistryHandler,), {"manifests": {}, "login": login})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

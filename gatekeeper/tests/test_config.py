@@ -18,6 +18,14 @@ def test_thresholds_from_environment():
     assert cfg.actor == "ci"
 
 
+def test_the_registry_login_is_read_and_never_printed():
+    cfg = GateConfig.from_env(
+        {"GATE_REGISTRY_USERNAME": "lab", "GATE_REGISTRY_PASSWORD": "s3cret-value"}
+    )
+    assert (cfg.registry_username, cfg.registry_password) == ("lab", "s3cret-value")
+    assert "s3cret-value" not in repr(cfg)
+
+
 def test_defaults_have_no_image_registry():
     cfg = GateConfig.from_env({"USER": "alice"})
     assert cfg.registry_url == ""

@@ -134,14 +134,14 @@ def test_an_unknown_mode_is_refused(settings_for):
 
 def test_first_run_generates_private_secrets_and_never_overwrites(lab_root, settings_for):
     s = settings_for(S3_BACKEND="seaweedfs")
-    assert ensure_env(s) is True
+    assert ensure_env(s).startswith("created .env")
     env = parse_dotenv((lab_root / ".env").read_text()).values
     assert len(env["POSTGRES_PASSWORD"]) == 40 and int(env["POSTGRES_PASSWORD"], 16) >= 0
     assert env["S3_ACCESS_KEY"].startswith("lab") and len(env["S3_SECRET_KEY"]) == 40
     assert env["S3_BACKEND"] == "seaweedfs"
     assert stat.S_IMODE(os.stat(lab_root / ".env").st_mode) == 0o600
     before = (lab_root / ".env").read_text()
-    assert ensure_env(settings_for()) is False
+    assert ensure_env(settings_for()) == ""
     assert (lab_root / ".env").read_text() == before
 
 
