@@ -40,7 +40,14 @@ SETTING_PREFIXES = (
 )
 SETTING_SUFFIXES = ("_IMAGE", "_PORT")
 SETTING_NAMES = frozenset(
-    {"LABEL_NOISE", "PIP_CA_FILE", "STATE_FILE", "GIT_SHA", "COMPOSE_PROJECT_NAME"}
+    {
+        "LABEL_NOISE",
+        "PIP_CA_FILE",
+        "STATE_FILE",
+        "GIT_SHA",
+        "COMPOSE_PROJECT_NAME",
+        "REGISTRY_PASSWORD",
+    }
 )
 
 PORT_VARS = (

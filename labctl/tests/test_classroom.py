@@ -66,7 +66,9 @@ def test_an_older_env_gains_the_new_secrets_and_keeps_every_line(lab_root, setti
     values = parse_dotenv(text).values
     assert values["POSTGRES_PASSWORD"] == "keep-me" and values["S3_SECRET_KEY"] == "keep-too"
     assert all(len(values[k]) >= 20 for k in SECRET_KEYS if k.startswith(("MLFLOW", "REG")))
-    assert ensure_env(settings_for()) == ""  # nothing missing any more: nothing appended
+    loaded = settings_for()
+    assert all(loaded.get(key) == values[key] for key in SECRET_KEYS), "a secret is not read"
+    assert ensure_env(loaded) == ""  # nothing missing any more: nothing appended
     assert (lab_root / ".env").read_text() == text
 
 

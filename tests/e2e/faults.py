@@ -37,14 +37,16 @@ def answers(url: str) -> bool:
 def compose(*args: str, timeout: float = 300) -> str:
     """`docker compose` on the lab's project (the suite runs with the lab's environment)."""
     backend = os.environ.get("S3_BACKEND", "minio")
+    files = ["-f", str(ROOT / "compose" / "compose.yaml")]
+    if os.environ.get("LAB_AUTH") == "1":  # classroom mode, as make runs it
+        files += ["-f", str(ROOT / "compose" / "classroom.yaml")]
     r = subprocess.run(
         [
             "docker",
             "compose",
             "--project-directory",
             str(ROOT),
-            "-f",
-            str(ROOT / "compose" / "compose.yaml"),
+            *files,
             "--profile",
             backend,
             *args,

@@ -45,6 +45,22 @@ class Lab:
         return dict(self.client().get_registered_model(self.model_name).aliases)
 
 
+def classroom() -> bool:
+    """The lab runs with logins (LAB_AUTH=1, resolved by make for the tests)."""
+    return os.environ.get("LAB_AUTH") == "1"
+
+
+def mlflow_auth() -> tuple[str, str] | None:
+    """The login the lab's jobs use for MLflow (classroom mode), as MLflow's client reads it."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+
+
+def registry_auth() -> tuple[str, str] | None:
+    """The registry's login in classroom mode (user `lab`), else None."""
+    return ("lab", os.environ.get("REGISTRY_PASSWORD", "")) if classroom() else None
+
+
 def served_version(url: str) -> str | None:
     try:
         return requests.get(f"{url}/model", timeout=5).json().get("version")
@@ -78,6 +94,7 @@ def image_digest(registry: str, tag: str) -> str | None:
     r = requests.head(
         f"{registry}/v2/mlops-lab/serving/manifests/{tag}",
         timeout=10,
+        auth=registry_auth(),
         headers={
             "Accept": "application/vnd.oci.image.index.v1+json, "
             "application/vnd.docker.distribution.manifest.v2+json, "

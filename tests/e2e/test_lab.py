@@ -15,7 +15,13 @@ import pytest
 import requests
 
 from tests.e2e.faults import compose
-from tests.e2e.labtools import image_digest, served_version, wait_version
+from tests.e2e.labtools import (
+    image_digest,
+    mlflow_auth,
+    registry_auth,
+    served_version,
+    wait_version,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +67,7 @@ def test_bad_input_gets_a_json_4xx(lab, settled, server, kwargs, status):
 
 
 def test_mlflow_ui_and_metrics_answer(lab):
-    r = requests.get(lab.mlflow, timeout=10)
+    r = requests.get(lab.mlflow, timeout=10, auth=mlflow_auth())
     assert r.status_code == 200 and "<html" in r.text.lower()
     metrics = requests.get(f"{lab.production}/metrics", timeout=10).text
     assert "serving_requests_total" in metrics and "serving_model_version" in metrics
@@ -91,7 +97,8 @@ def _digest(lab, tag: str) -> str | None:
 
 
 def test_registry_holds_images_by_sha_and_alias(lab, docker_only):
-    catalog = requests.get(f"{lab.registry}/v2/_catalog", timeout=10).json()["repositories"]
+    catalog = requests.get(f"{lab.registry}/v2/_catalog", timeout=10, auth=registry_auth())
+    catalog = catalog.json()["repositories"]
     assert {
         "mlops-lab/serving",
         "mlops-lab/mlflow",
@@ -109,7 +116,11 @@ def test_registry_holds_images_by_sha_and_alias(lab, docker_only):
 def test_the_registry_refuses_to_delete_an_image(lab, docker_only):
     digest = _digest(lab, "production")
     assert digest is not None
-    r = requests.delete(f"{lab.registry}/v2/mlops-lab/serving/manifests/{digest}", timeout=10)
+    r = requests.delete(
+        f"{lab.registry}/v2/mlops-lab/serving/manifests/{digest}",
+        timeout=10,
+        auth=registry_auth(),  # even with the lab's own login
+    )
     assert r.status_code == 405, r.text[:300]
     assert _digest(lab, "production") == digest
 
