@@ -35,7 +35,7 @@ class MlflowAdmin:
     """The user endpoints of MLflow's basic-auth app, called as the admin."""
 
     def __init__(self, settings: Settings, timeout: float = 10.0):
-        self.base = f"http://{settings.client_host}:{settings.port('MLFLOW_PORT')}"
+        self.base = f"http://{settings.admin_host}:{settings.port('MLFLOW_PORT')}"
         password = settings.get("MLFLOW_ADMIN_PASSWORD")
         token = base64.b64encode(f"{MLFLOW_ADMIN_USER}:{password}".encode()).decode()
         self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}

@@ -93,7 +93,7 @@ def add_user(settings: Settings, name: str, password: str) -> None:
     if not name:
         raise LabError("which user? make user NAME=alice (PASSWORD=... to choose the password)")
     password = accounts.add_user(settings, name, password)
-    url = f"http://{settings.client_host}:{settings.get('MLFLOW_PORT')}"
+    url = f"http://{settings.admin_host}:{settings.get('MLFLOW_PORT')}"
     log.good(f"MLflow user {name!r} created: sign in at {url}")
     print(f"  username: {name}\n  password: {password}")
     print(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl import processes
+from labctl import log, processes
 from labctl.runner import Runner
 from labctl.settings import PORT_VARS, Settings
 
@@ -19,6 +19,9 @@ MIN_COMPOSE = (2, 20)
 MIN_DOCKER_MEMORY = 3_500_000_000  # bytes: "give Docker 4 GiB", with room for rounding
 MIN_FREE_DISK = 5_000_000_000  # bytes: images, database, artifacts
 MIN_PYTHON = (3, 11)
+# Engines before 28 on Linux let hosts on the same network reach ports published on
+# 127.0.0.1 (moby/moby#45610): loopback is then no boundary.
+SAFE_LOOPBACK_ENGINE = (28,)
 LOCAL_PORT_VARS = ("MLFLOW_PORT", "STAGING_PORT", "PRODUCTION_PORT")
 
 
@@ -79,6 +82,19 @@ def docker_problems(facts: DockerFacts) -> list[str]:
     return problems
 
 
+def engine_warnings(engine_version: str, platform: str) -> list[str]:
+    """What an old Linux engine means for the lab's loopback-only ports."""
+    version = parse_version(engine_version)
+    if platform != "linux" or not version or version >= SAFE_LOOPBACK_ENGINE:
+        return []
+    return [
+        f"Docker Engine {engine_version} on Linux: other hosts on your network can reach "
+        "ports published on 127.0.0.1 (moby/moby#45610, fixed in Engine 28). Upgrade "
+        "Docker, or use this machine on networks you trust; classroom mode (LAB_AUTH=1) "
+        "puts logins on MLflow and the registry"
+    ]
+
+
 def disk_problems(free_bytes: int) -> list[str]:
     if free_bytes < MIN_FREE_DISK:
         return [
@@ -97,11 +113,12 @@ def python_problems(version: tuple[int, ...]) -> list[str]:
 
 
 def port_problems(settings: Settings, names: Iterable[str], in_use) -> list[str]:
-    """Ports already taken by something else (call only when the lab is not running)."""
+    """Ports already taken by something else (call only when the lab is not running);
+    `in_use(port, host)`, each port checked on the address its service binds."""
     problems = []
     for name in names:
         port = settings.port(name)
-        if in_use(port):
+        if in_use(port, settings.host_for(name)):
             problems.append(
                 f"port {port} ({name}) is already in use: "
                 f"stop what uses it or set {name}=<free port> in .env"
@@ -139,10 +156,10 @@ def docker_doctor(settings: Settings, runner: Runner, lab_running) -> tuple[list
     """Problems (empty when all is well) and a one-line summary of what was found."""
     facts = gather_docker(runner)
     problems = docker_problems(facts) + disk_problems(free_disk(settings.root))
+    for warning in engine_warnings(facts.engine_version, sys.platform):
+        log.warn(warning)
     if not problems and not lab_running():
-        problems += port_problems(
-            settings, PORT_VARS, lambda p: processes.port_in_use(p, settings.client_host)
-        )
+        problems += port_problems(settings, PORT_VARS, processes.port_in_use)
     summary = f"docker {facts.engine_version}, compose {facts.compose_version}, ports free, disk ok"
     return problems, summary
 
@@ -150,8 +167,6 @@ def docker_doctor(settings: Settings, runner: Runner, lab_running) -> tuple[list
 def local_doctor(settings: Settings, running: Iterable[str]) -> tuple[list[str], str]:
     problems = python_problems(sys.version_info[:3]) + disk_problems(free_disk(settings.root))
     names = [n for n in LOCAL_PORT_VARS if n not in set(running)]
-    problems += port_problems(
-        settings, names, lambda p: processes.port_in_use(p, settings.client_host)
-    )
+    problems += port_problems(settings, names, processes.port_in_use)
     ports = " ".join(str(settings.port(n)) for n in LOCAL_PORT_VARS)
     return problems, f"Python {sys.version.split()[0]}, ports {ports}, disk ok"

@@ -60,7 +60,7 @@ class LocalBackend:
         self.run_dir = settings.lab_dir / "run"
         self.log_dir = settings.lab_dir / "logs"
         self.bin = settings.root / ".venv" / "bin"
-        url = f"http://{settings.client_host}:{settings.get('MLFLOW_PORT')}"
+        url = f"http://{settings.admin_host}:{settings.get('MLFLOW_PORT')}"
         self.job_env = {
             "MLFLOW_TRACKING_URI": url,
             "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -100,8 +100,8 @@ class LocalBackend:
             log.info(f"removing stale PID file for {name} (the process is gone)")
             path.unlink(missing_ok=True)
 
-    def port_taken(self, port: int) -> bool:
-        return processes.port_in_use(port, self.s.client_host)
+    def port_taken(self, name: str) -> bool:
+        return processes.port_in_use(self.port(name), self.s.host_for(PORT_VAR[name]))
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.clear_stale(name)
@@ -110,7 +110,7 @@ class LocalBackend:
             log.info(f"{name} already running (PID {pid})")
             return
         port = self.port(name)
-        if self.port_taken(port):
+        if self.port_taken(name):
             raise LabError(
                 f"port {port} for {name} is already in use by another program: stop it, "
                 "or set a free port in .env"
@@ -197,7 +197,7 @@ class LocalBackend:
             (self.s.root / "reports" / sub).mkdir(parents=True, exist_ok=True)
         for name in SERVICES:  # preflight: refuse before starting anything
             self.clear_stale(name)
-            if self.running_pid(name) is None and self.port_taken(self.port(name)):
+            if self.running_pid(name) is None and self.port_taken(name):
                 raise LabError(
                     f"port {self.port(name)} for {name} is already in use by another program: "
                     "stop it, or set a free port in .env"
@@ -206,14 +206,14 @@ class LocalBackend:
     def start_tracking(self) -> None:
         (self.s.lab_dir / "artifacts").mkdir(parents=True, exist_ok=True)
         argv = processes.mlflow_server_command(
-            self.bin, self.s.lab_dir, self.port("mlflow"), host=self.s.bind
+            self.bin, self.s.lab_dir, self.port("mlflow"), host=self.s.admin_bind
         )
         env = dict(processes.MLFLOW_SERVER_ENV)
         if self.s.auth:  # classroom mode: MLflow's basic-auth app, users in .lab/
             argv += ["--app-name", "basic-auth"]
             env.update(self.auth_env())
         self.start("mlflow", argv, env=env)
-        self.wait_http("mlflow", f"http://{self.s.client_host}:{self.port('mlflow')}/health")
+        self.wait_http("mlflow", f"http://{self.s.admin_host}:{self.port('mlflow')}/health")
         if self.s.auth:
             from labctl import accounts
 

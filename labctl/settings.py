@@ -58,6 +58,7 @@ PORT_VARS = (
     "S3_PORT",
     "S3_CONSOLE_PORT",
 )
+SERVER_PORT_VARS = ("STAGING_PORT", "PRODUCTION_PORT")  # on LAB_BIND; the rest on LAB_ADMIN_BIND
 MODES = ("auto", "docker", "local")
 S3_BACKENDS = ("minio", "seaweedfs")
 SECRET_KEYS = (
@@ -84,6 +85,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def admin_bind(bind: str, auth: bool) -> str:
+    return bind if auth or is_loopback(bind) else "127.0.0.1"
+
+
+def _client(bind: str) -> str:
+    return "127.0.0.1" if bind in ("0.0.0.0", "", "::") else bind  # noqa: S104
 
 
 def resolve_auth(value: str, bind: str) -> bool:
@@ -235,8 +244,24 @@ class Settings:
 
     @property
     def client_host(self) -> str:
-        """The address clients on this machine use (0.0.0.0 is not one)."""
-        return "127.0.0.1" if self.bind in ("0.0.0.0", "") else self.bind  # noqa: S104
+        """The address clients on this machine use for the model servers (0.0.0.0 is not
+        one)."""
+        return _client(self.bind)
+
+    @property
+    def admin_bind(self) -> str:
+        """Where MLflow, the registry and the S3 store listen: LAB_BIND only when they want
+        logins (or LAB_BIND is a loopback address), else 127.0.0.1."""
+        return self.get("LAB_ADMIN_BIND") or admin_bind(self.bind, self.auth)
+
+    def host_for(self, port_var: str) -> str:
+        """The client address of the service behind a port variable."""
+        return self.client_host if port_var in SERVER_PORT_VARS else self.admin_host
+
+    @property
+    def admin_host(self) -> str:
+        """The address clients on this machine use for MLflow, the registry, the S3 store."""
+        return _client(self.admin_bind)
 
     @property
     def auth(self) -> bool:
@@ -285,10 +310,13 @@ def load(
     env["LAB_REGISTRY"] = env.get("LAB_REGISTRY") or f"127.0.0.1:{env['REGISTRY_PORT']}"
     auth = resolve_auth(env.get("LAB_AUTH", ""), settings.bind)
     env["LAB_AUTH"] = "1" if auth else "0"
+    # Computed, never read from .env: the tools without logins stay on this machine.
+    env["LAB_ADMIN_BIND"] = admin_bind(settings.bind, auth)
     if not auth and not is_loopback(settings.bind):
         warnings.append(
-            f"LAB_BIND={settings.bind} with LAB_AUTH=0: anyone on your network can change "
-            "models, runs and images (LAB_AUTH=1 turns the logins on)"
+            f"LAB_BIND={settings.bind} with LAB_AUTH=0: only the model servers are reachable "
+            "from your network; MLflow, the registry and the S3 store stay on 127.0.0.1 "
+            "(LAB_AUTH=1 opens them with logins)"
         )
     if auth and env.get("MLFLOW_ADMIN_PASSWORD"):
         # The lab's own jobs and tests sign in as the admin (MLflow's clients read these).

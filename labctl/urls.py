@@ -7,25 +7,26 @@ from labctl.settings import Settings
 
 def text(settings: Settings, mode: str) -> str:
     h = settings.client_host
+    a = settings.admin_host
     g = settings.get
     lines = [
         "",
         f"  mlops-lab is up ({mode} mode)",
-        f"  MLflow UI           http://{h}:{g('MLFLOW_PORT')}            experiments, runs, models",
+        f"  MLflow UI           http://{a}:{g('MLFLOW_PORT')}            experiments, runs, models",
     ]
     if mode == "docker":
         if settings.s3_backend == "minio":
             lines.append(
-                f"  S3 console (MinIO)  http://{h}:{g('S3_CONSOLE_PORT')}   "
+                f"  S3 console (MinIO)  http://{a}:{g('S3_CONSOLE_PORT')}   "
                 "(user/password: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
             )
         else:
             lines.append(
-                f"  S3 API (SeaweedFS)  http://{h}:{g('S3_PORT')}            "
+                f"  S3 API (SeaweedFS)  http://{a}:{g('S3_PORT')}            "
                 "(keys: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
             )
         lines.append(
-            f"  Image registry      http://{h}:{g('REGISTRY_PORT')}/v2/_catalog  "
+            f"  Image registry      http://{a}:{g('REGISTRY_PORT')}/v2/_catalog  "
             "serving images by git sha, :staging, :production"
         )
     else:

@@ -39,3 +39,21 @@ def test_the_long_running_services_fit_a_laptop_with_8_gb():
 def test_the_registry_does_not_allow_deletes():
     env = RUNNING["registry"].get("environment") or {}
     assert str(env.get("REGISTRY_STORAGE_DELETE_ENABLED", "false")).lower() == "false"
+
+
+PUBLISHED = {n: s["ports"] for n, s in RUNNING.items() if s.get("ports")}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_only_the_model_servers_follow_lab_bind_the_rest_need_logins_first(name):
+    """MLflow, the registry and the S3 store publish on LAB_ADMIN_BIND, which leaves
+    loopback only together with their logins; the model servers on LAB_BIND."""
+    expected = "LAB_BIND" if name.startswith("serving-") else "LAB_ADMIN_BIND"
+    for port in PUBLISHED[name]:
+        assert port.startswith("${" + expected + ":-127.0.0.1}:"), (name, port)
+
+
+def test_the_classroom_file_puts_the_registry_behind_htpasswd():
+    classroom = yaml.safe_load((ROOT / "compose" / "classroom.yaml").read_text())
+    env = classroom["services"]["registry"]["environment"]
+    assert env["REGISTRY_AUTH"] == "htpasswd" and env["REGISTRY_AUTH_HTPASSWD_PATH"]

@@ -51,9 +51,29 @@ def test_logins_off_on_loopback_send_no_credentials(settings_for):
     assert "MLFLOW_TRACKING_USERNAME" not in s.env
 
 
-def test_turning_logins_off_on_a_network_is_warned_about(settings_for):
+def test_without_logins_only_the_model_servers_leave_loopback(settings_for, fake):
     s = settings_for(LAB_BIND="0.0.0.0", LAB_AUTH="0")
-    assert any("anyone on your network can change" in w for w in s.warnings)
+    assert any("only the model servers are reachable" in w for w in s.warnings)
+    assert s.get("LAB_ADMIN_BIND") == "127.0.0.1" and s.admin_host == "127.0.0.1"
+    assert s.host_for("PRODUCTION_PORT") == "127.0.0.1"  # 0.0.0.0 is reached at loopback
+
+
+@pytest.mark.parametrize(
+    ("environ", "admin"),
+    [
+        ({"LAB_BIND": "0.0.0.0"}, "0.0.0.0"),  # logins on by themselves
+        ({"LAB_BIND": "192.168.1.20", "LAB_AUTH": "0"}, "127.0.0.1"),
+        ({"LAB_BIND": "127.0.0.2"}, "127.0.0.2"),
+        ({}, "127.0.0.1"),
+    ],
+)
+def test_mlflow_the_registry_and_s3_follow_lab_bind_only_with_logins(settings_for, environ, admin):
+    assert settings_for(**environ).get("LAB_ADMIN_BIND") == admin
+
+
+def test_lab_admin_bind_in_env_cannot_open_the_tools(lab_root, settings_for):
+    (lab_root / ".env").write_text("LAB_BIND=0.0.0.0\nLAB_AUTH=0\nLAB_ADMIN_BIND=0.0.0.0\n")
+    assert settings_for().get("LAB_ADMIN_BIND") == "127.0.0.1"
 
 
 def test_an_older_env_gains_the_new_secrets_and_keeps_every_line(lab_root, settings_for):

@@ -71,7 +71,7 @@ def test_python_threshold():
 
 def test_a_taken_port_names_its_variable(settings_for):
     s = settings_for(MLFLOW_PORT="5050", STAGING_PORT="8081")
-    problems = port_problems(s, ["MLFLOW_PORT", "STAGING_PORT"], lambda p: p == 8081)
+    problems = port_problems(s, ["MLFLOW_PORT", "STAGING_PORT"], lambda p, host: p == 8081)
     assert problems == [
         "port 8081 (STAGING_PORT) is already in use: stop what uses it or set "
         "STAGING_PORT=<free port> in .env"
@@ -101,3 +101,23 @@ def test_a_failed_command_is_named_without_the_plumbing():
     ]
     assert describe(argv) == "docker compose run --rm gatekeeper gate"
     assert describe(["/work/.venv/bin/python", "-m", "trainer"]) == "python -m trainer"
+
+
+@pytest.mark.parametrize(
+    ("version", "platform", "warned"),
+    [
+        ("20.10.24+dfsg1", "linux", True),
+        ("27.5.1", "linux", True),
+        ("28.0.0", "linux", False),
+        ("29.1.3", "linux", False),
+        ("27.5.1", "darwin", False),  # Docker Desktop: the engine's ports go through its VM
+        ("", "linux", False),  # unknown: no claim
+    ],
+)
+def test_old_linux_engines_are_warned_about_loopback(version, platform, warned):
+    from labctl.doctor import engine_warnings
+
+    found = engine_warnings(version, platform)
+    assert bool(found) is warned
+    if warned:
+        assert "moby/moby#45610" in found[0] and version in found[0]

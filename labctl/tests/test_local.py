@@ -61,7 +61,7 @@ def test_a_live_supervisor_is_found_by_its_pid_file(local, tmp_path):
 
 
 def test_a_port_taken_by_another_program_refuses_up_before_starting(local, monkeypatch):
-    monkeypatch.setattr(local, "port_taken", lambda port: port == 8081)
+    monkeypatch.setattr(local, "port_taken", lambda name: local.port(name) == 8081)
     (local.bin).mkdir(parents=True)
     (local.bin / "python").touch()
     with pytest.raises(LabError, match="port 8081 for serving-staging is already in use"):

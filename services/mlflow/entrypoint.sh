@@ -19,8 +19,10 @@ if [ "${MLFLOW_AUTH:-}" = 1 ]; then
     python /app/auth_config.py "$MLFLOW_AUTH_CONFIG_PATH"
     set -- --app-name basic-auth
 fi
+# The backend store URI holds the database password: mlflow reads it from the
+# environment (MLFLOW_BACKEND_STORE_URI), so that no process's arguments show it.
+export MLFLOW_BACKEND_STORE_URI
 exec mlflow server \
-    --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
     --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
     --serve-artifacts \
     --host 0.0.0.0 \

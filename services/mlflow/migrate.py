@@ -5,7 +5,6 @@ fresh database but refuses to start on an old schema: so upgrade only what exist
 """
 
 import os
-import subprocess
 import sys
 import time
 
@@ -27,4 +26,8 @@ if "alembic_version" not in tables:
     print("migrate: fresh database, the server will create the schema")
 else:
     print("migrate: upgrading the schema (no-op when already current)")
-    subprocess.run(["mlflow", "db", "upgrade", uri], check=True)
+    # What `mlflow db upgrade URI` runs, called here so that the URI (and the database
+    # password in it) never appears in a process's arguments, which `ps` shows to anyone.
+    from mlflow.store.db.utils import _upgrade_db, create_sqlalchemy_engine_with_retry
+
+    _upgrade_db(create_sqlalchemy_engine_with_retry(uri))

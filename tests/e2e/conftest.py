@@ -20,18 +20,20 @@ from tests.e2e.labtools import Lab, promote_new_candidate, wait_version
 
 @pytest.fixture(scope="session")
 def lab() -> Lab:
-    host = os.environ.get("LAB_BIND", "127.0.0.1")
-    if host == "0.0.0.0":
-        host = "127.0.0.1"
+    def client(bind: str) -> str:
+        return "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+
     env = os.environ.get
+    host = client(env("LAB_BIND", "127.0.0.1"))  # the model servers
+    admin = client(env("LAB_ADMIN_BIND", "127.0.0.1"))  # MLflow, the registry, the S3 store
     lab = Lab(
         mode=env("LAB_ACTIVE_MODE", "docker"),
         host=host,
-        mlflow=f"http://{host}:{env('MLFLOW_PORT', '5050')}",
+        mlflow=f"http://{admin}:{env('MLFLOW_PORT', '5050')}",
         staging=f"http://{host}:{env('STAGING_PORT', '8081')}",
         production=f"http://{host}:{env('PRODUCTION_PORT', '8082')}",
-        registry=f"http://{host}:{env('REGISTRY_PORT', '5100')}",
-        s3=f"http://{host}:{env('S3_PORT', '9000')}",
+        registry=f"http://{admin}:{env('REGISTRY_PORT', '5100')}",
+        s3=f"http://{admin}:{env('S3_PORT', '9000')}",
         model_name=env("MLFLOW_MODEL_NAME", "lab-classifier"),
     )
     try:

@@ -151,6 +151,24 @@ def test_containers_run_as_non_root_with_resource_limits(lab, docker_only):
         assert user not in ("", "0", "root"), cid
 
 
+NO_PASSWORD_IN_ARGV = """
+import os, pathlib
+secret = os.environ["MLFLOW_BACKEND_STORE_URI"].split(":")[2].split("@")[0]
+assert len(secret) >= 20, "no database password found in the environment"
+shown = [p.read_bytes() for p in pathlib.Path("/proc").glob("[0-9]*/cmdline")]
+print(len(shown), sum(secret.encode() in c for c in shown))
+"""
+
+
+def test_no_process_of_the_tracking_server_shows_the_database_password(lab, docker_only):
+    """`ps` shows every user the arguments of every process: the password must not be one."""
+    processes, showing = map(
+        int, compose("exec", "-T", "mlflow", "python", "-c", NO_PASSWORD_IN_ARGV).split()
+    )
+    assert processes >= 3  # the server, its workers, this check
+    assert showing == 0
+
+
 def test_a_new_candidate_moves_through_staging_then_production(lab, settled):
     before = settled
     r = lab.make("train")
