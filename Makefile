@@ -14,7 +14,7 @@ LAB := $(PYTHON) -m labctl
 
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
-	summary state-save state-restore bench user
+	summary state-save state-restore bench user source-run
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -134,6 +134,11 @@ state-save: ## Stop the lab, save its volumes and .env to one file (STATE_FILE=l
 
 state-restore: ## Restore a saved lab into fresh volumes (STATE_FILE=lab-state.tgz), then make up
 	@$(LAB) state-restore
+
+source-run: ## CI: refuse a state unless RUN_ID is a successful pipeline run on the default branch
+	@gh api "repos/$(GITHUB_REPOSITORY)/actions/runs/$(RUN_ID)" | $(PYTHON) .github/scripts/source_run.py \
+		--run-id "$(RUN_ID)" --repository "$(GITHUB_REPOSITORY)" \
+		--default-branch "$(DEFAULT_BRANCH)" --workflow .github/workflows/lab-pipeline.yml
 
 user: ## Classroom mode: add an MLflow login for a student (NAME=alice [PASSWORD=...])
 	@$(LAB) user

@@ -365,6 +365,12 @@ class DockerBackend:
         file = self.state_file()
         fields, saved_env = state.read_meta(file)
         m = state.check_manifest(fields, str(file), self.s.from_environ("S3_BACKEND"))
+        state.check_saved_env(
+            saved_env,
+            (self.s.root / ".env.example").read_text(encoding="utf-8"),
+            str(file),
+            trust_images=self.s.flag("TRUST_STATE_IMAGES"),
+        )
         log.info(f"checking {file} from end to end before changing anything")
         state.verify_archive(file, m.volumes)
         self.s.env["S3_BACKEND"] = m.backend

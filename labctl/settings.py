@@ -124,6 +124,35 @@ def is_setting(key: str) -> bool:
 class DotEnv:
     values: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # the line each key was last set on
+
+
+DOCUMENTED = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
+# Read from `.env` though .env.example does not list them: Compose reads the project name
+# from `.env` too, and a checkout without git may pin its image tag.
+UNDOCUMENTED_SETTINGS = frozenset({"COMPOSE_PROJECT_NAME", "GIT_SHA"})
+IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+
+def documented_keys(example_text: str) -> frozenset[str]:
+    """Every key .env.example sets or shows in a comment (`# GATE_ACTOR=`)."""
+    return frozenset(DOCUMENTED.findall(example_text)) | UNDOCUMENTED_SETTINGS
+
+
+def check_dotenv(env: DotEnv, allowed: frozenset[str], name: str = ".env") -> None:
+    """Refuse a `.env` that sets anything but the documented lab settings, or a value no
+    setting can have; the message names the line. Nothing is read from a refused file."""
+    for key, value in env.values.items():
+        line = env.lines.get(key, 0)
+        if key not in allowed or not is_setting(key):
+            raise LabError(
+                f"{name} line {line}: {key} is not a lab setting (.env.example lists them): "
+                "remove the line"
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise LabError(f"{name} line {line}: {key} holds a control character")
+        if key.endswith("_IMAGE") and value and not IMAGE_REFERENCE.match(value):
+            raise LabError(f"{name} line {line}: {key}={value!r} is not an image reference")
 
 
 def _unquote_double(body: str) -> tuple[str, str]:
@@ -181,6 +210,7 @@ def parse_dotenv(text: str) -> DotEnv:
         if rest and not rest.startswith("#"):
             env.problems.append(f"line {number}: {key}: text after the closing quote ignored")
         env.values[key] = value
+        env.lines[key] = number
     return env
 
 
@@ -192,6 +222,13 @@ def read_dotenv(path: Path) -> DotEnv:
         return DotEnv()
     except (OSError, UnicodeDecodeError) as exc:
         raise LabError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def git_sha(root: Path) -> str:
@@ -288,12 +325,11 @@ def load(
     environ = dict(os.environ if environ is None else environ)
     example = read_dotenv(root / ".env.example")
     user = read_dotenv(root / ".env")
+    check_dotenv(user, documented_keys(_read_text(root / ".env.example")))
     warnings = [f".env {p}" for p in user.problems]
     env = dict(environ)
     for key in {**example.values, **user.values}:
         if not is_setting(key):
-            if key in user.values:
-                warnings.append(f".env: {key} ignored: not a lab setting")
             continue
         if not environ.get(key):
             env[key] = user.values.get(key) or example.values.get(key, "")

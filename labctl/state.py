@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabError
-from labctl.settings import S3_BACKENDS
+from labctl.settings import S3_BACKENDS, check_dotenv, documented_keys, parse_dotenv
 
 FORMAT = "1"
 MANIFEST_KEYS = ("format", "project", "s3_backend", "volumes", "git_sha", "saved_at")
@@ -134,14 +134,53 @@ def read_meta(path: Path) -> tuple[dict[str, str], bytes]:
     return parse_manifest(found["meta/manifest"].decode(errors="replace")), found["meta/env"]
 
 
+def check_member(member: tarfile.TarInfo, allowed_tops: set[str], source: Path) -> str:
+    """The top folder of an archive member that may be restored, or a LabError: only
+    folders and regular files, under meta/ or one of the lab's volumes, no `..`."""
+    name = member.name[2:] if member.name.startswith("./") else member.name
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts:
+        raise LabError(f"{source}: {member.name!r} points outside the lab: nothing was restored")
+    if parts[0] not in allowed_tops:
+        raise LabError(
+            f"{source}: {member.name!r} is not part of a lab state (expected meta/ and "
+            f"{', '.join(sorted(allowed_tops - {'meta', ''}))}): nothing was restored"
+        )
+    if not (member.isfile() or member.isdir()):
+        raise LabError(
+            f"{source}: {member.name!r} is a link or a device, not a file or a folder: "
+            "nothing was restored"
+        )
+    return parts[0]
+
+
+def check_saved_env(saved: bytes, example_text: str, source: str, trust_images: bool) -> None:
+    """A saved `.env` must hold only the documented lab settings, and name no image of
+    its own: image variables in it would choose what this machine runs."""
+    try:
+        text = saved.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{source}: meta/env is not text: nothing was restored") from exc
+    env = parse_dotenv(text)
+    check_dotenv(env, documented_keys(example_text), name=f"{source}: meta/env")
+    images = sorted(k for k, v in env.values.items() if k.endswith("_IMAGE") and v)
+    if images and not trust_images:
+        raise LabError(
+            f"{source}: its .env chooses images ({', '.join(images)}), which would run here: "
+            "restore only with TRUST_STATE_IMAGES=1 if you trust where the state came from"
+        )
+
+
 def verify_archive(path: Path, vols: list[str]) -> None:
-    """Read the whole archive before anything is replaced: a truncated download or a
-    damaged file is refused while the lab's volumes and .env are still untouched."""
+    """Read the whole archive before anything is replaced: a truncated download, a damaged
+    file, or a member that is not a plain file or folder of the expected volumes is
+    refused while the lab's volumes and .env are still untouched."""
     seen: set[str] = set()
+    allowed = {"meta", "", *vols}
     try:
         with tarfile.open(path, mode="r:gz") as tar:
             for member in tar:
-                seen.add(member.name.lstrip("./").split("/", 1)[0])
+                seen.add(check_member(member, allowed, path))
             # tar stops at its end marker; read on to the gzip trailer, whose checksum
             # and length are what catch a file cut short.
             while tar.fileobj.read(1 << 20):

@@ -67,6 +67,7 @@ ONE_SIDED = {
     # In compose/compose.yaml only: set by the tooling or the login, not by the user.
     "GIT_SHA": "the commit the images are built from; make sets it",
     "LAB_REGISTRY": "the local registry's address; make derives it from REGISTRY_PORT",
+    "LAB_ADMIN_BIND": "where MLflow, the registry and S3 listen; make derives it (LAB_AUTH)",
     "LOAD_TARGET": "the server make load aims at (LOAD_ALIAS)",
     "GITHUB_ACTOR": "set by GitHub Actions; the gatekeeper records it as the actor",
     "USER": "the login name; the gatekeeper records it as the actor",

@@ -73,7 +73,11 @@ def test_mlflow_the_registry_and_s3_follow_lab_bind_only_with_logins(settings_fo
 
 def test_lab_admin_bind_in_env_cannot_open_the_tools(lab_root, settings_for):
     (lab_root / ".env").write_text("LAB_BIND=0.0.0.0\nLAB_AUTH=0\nLAB_ADMIN_BIND=0.0.0.0\n")
-    assert settings_for().get("LAB_ADMIN_BIND") == "127.0.0.1"
+    with pytest.raises(LabError, match="line 3: LAB_ADMIN_BIND is not a lab setting"):
+        settings_for()
+    (lab_root / ".env").unlink()
+    forced = settings_for(LAB_BIND="0.0.0.0", LAB_AUTH="0", LAB_ADMIN_BIND="0.0.0.0")
+    assert forced.get("LAB_ADMIN_BIND") == "127.0.0.1"
 
 
 def test_an_older_env_gains_the_new_secrets_and_keeps_every_line(lab_root, settings_for):

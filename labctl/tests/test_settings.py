@@ -65,13 +65,37 @@ def test_only_lab_settings_are_read_from_dotenv(key, allowed):
 
 
 def test_environment_beats_dotenv_beats_example(lab_root, settings_for):
-    (lab_root / ".env").write_text("MLFLOW_PORT=6000\nSTAGING_PORT=7000\nBASH_ENV=.env\n")
+    (lab_root / ".env").write_text("MLFLOW_PORT=6000\nSTAGING_PORT=7000\n")
     s = settings_for(MLFLOW_PORT="6500")
     assert s.get("MLFLOW_PORT") == "6500"  # environment
     assert s.get("STAGING_PORT") == "7000"  # .env
     assert s.get("PRODUCTION_PORT") == "8082"  # .env.example
-    assert "BASH_ENV" not in s.env
-    assert any("BASH_ENV ignored" in w for w in s.warnings)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("BASH_ENV=.env", "line 2: BASH_ENV is not a lab setting"),
+        ("LD_PRELOAD=/tmp/x.so", "line 2: LD_PRELOAD is not a lab setting"),
+        ("DOCKER_HOST=tcp://evil:2375", "line 2: DOCKER_HOST is not a lab setting"),
+        ("MLFLOW_TRACKING_URI=http://evil", "line 2: MLFLOW_TRACKING_URI is not a lab"),
+        ("GATE_MIN_ACURACY=0.1", "line 2: GATE_MIN_ACURACY is not a lab setting"),  # a typo
+        ('TRAIN_DATASET="iris\\nBASH_ENV=x"', "line 2: TRAIN_DATASET holds a control"),
+        ("PYTHON_IMAGE=python:3.11 --privileged", "is not an image reference"),
+    ],
+)
+def test_a_dotenv_setting_more_than_lab_settings_is_refused(lab_root, settings_for, line, message):
+    (lab_root / ".env").write_text(f"STAGING_PORT=7000\n{line}\n")
+    with pytest.raises(LabError, match=message):
+        settings_for()
+
+
+def test_documented_and_commented_settings_are_accepted(lab_root, settings_for):
+    (lab_root / ".env").write_text(
+        "GATE_ACTOR=alice\nPYTHON_IMAGE=python:3.11-slim@sha256:abc\nSTATE_FILE=s.tgz\n"
+    )
+    s = settings_for()
+    assert (s.get("GATE_ACTOR"), s.get("STATE_FILE")) == ("alice", "s.tgz")
 
 
 def test_an_empty_environment_variable_means_the_labs_value(lab_root, settings_for):

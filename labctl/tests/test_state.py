@@ -16,6 +16,7 @@ def write_state(
     env: bytes = b"POSTGRES_PASSWORD=x\n",
     link_env=False,
     volumes=("postgres-data", "seaweedfs-data", "registry-data"),
+    extra: tarfile.TarInfo | None = None,
 ):
     with tarfile.open(path, "w:gz") as tar:
         for volume in volumes:
@@ -23,6 +24,8 @@ def write_state(
             info = tarfile.TarInfo(f"{volume}/file")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        if extra is not None:
+            tar.addfile(extra, io.BytesIO(b"x" * extra.size) if extra.size else None)
         for name, data in (("meta/manifest", manifest.encode()), ("meta/env", env)):
             info = tarfile.TarInfo(name)
             if name == "meta/env" and link_env:
@@ -139,7 +142,7 @@ def test_restore_into_an_empty_machine(lab_root, restore, fake):
 def test_save_needs_a_lab(lab_root, settings_for, fake):
     with pytest.raises(LabError, match=r"no \.env here: there is no lab to save"):
         DockerBackend(settings_for(), fake).state_save()
-    (lab_root / ".env").write_text("A=1\n")
+    (lab_root / ".env").write_text("TRAIN_SEED=1\n")
     fake.on("docker volume inspect", 1)
     with pytest.raises(LabError, match="volume mlops-lab_postgres-data does not exist"):
         DockerBackend(settings_for(), fake).state_save()
@@ -167,3 +170,61 @@ def test_a_state_without_a_volumes_data_is_refused(lab_root, settings_for, fake)
     with pytest.raises(LabError, match="lacks the data of registry-data"):
         DockerBackend(s, fake).state_restore()
     assert not fake.ran("volume create")
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    info.size = 1 if kind == tarfile.REGTYPE else 0
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (_member("postgres-data/../../etc/cron.d/x"), "points outside the lab"),
+        (_member("/etc/passwd"), "points outside the lab"),
+        (_member("home/user/.bashrc"), "is not part of a lab state"),
+        (_member("registry-data/x", tarfile.SYMTYPE, "/etc/shadow"), "is a link or a device"),
+        (_member("registry-data/y", tarfile.LNKTYPE, "postgres-data/file"), "a link or a device"),
+        (_member("postgres-data/dev", tarfile.CHRTYPE), "is a link or a device"),
+    ],
+)
+def test_a_state_with_anything_but_files_of_its_volumes_is_refused(
+    lab_root, settings_for, fake, member, message
+):
+    path = write_state(
+        lab_root / "s.tgz", state.manifest_text("mlops-lab", "seaweedfs", "abc"), extra=member
+    )
+    fake.on("docker volume inspect", 0)
+    with pytest.raises(LabError, match=message):
+        DockerBackend(settings_for(STATE_FILE=str(path), FORCE="1"), fake).state_restore()
+    assert not fake.ran("volume rm") and not fake.ran("docker run")
+    assert not (lab_root / ".env").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (b"POSTGRES_PASSWORD=x\nBASH_ENV=/tmp/x\n", "meta/env line 2: BASH_ENV is not a lab"),
+        (b"POSTGRES_IMAGE=evil/postgres:latest\n", "its .env chooses images"),
+    ],
+)
+def test_a_saved_env_is_checked_before_anything_changes(lab_root, settings_for, fake, env, message):
+    path = write_state(
+        lab_root / "s.tgz", state.manifest_text("mlops-lab", "seaweedfs", "abc"), env=env
+    )
+    fake.on("docker volume inspect", 1)
+    with pytest.raises(LabError, match=message):
+        DockerBackend(settings_for(STATE_FILE=str(path)), fake).state_restore()
+    assert not fake.ran("volume create") and not (lab_root / ".env").exists()
+
+
+def test_images_from_a_trusted_state_are_restored_when_asked(lab_root, settings_for, fake):
+    env = b"POSTGRES_IMAGE=mirror.example/postgres:15\n"
+    path = write_state(
+        lab_root / "s.tgz", state.manifest_text("mlops-lab", "seaweedfs", "abc"), env=env
+    )
+    fake.on("docker volume inspect", 1)
+    DockerBackend(settings_for(STATE_FILE=str(path), TRUST_STATE_IMAGES="1"), fake).state_restore()
+    assert (lab_root / ".env").read_bytes() == env
