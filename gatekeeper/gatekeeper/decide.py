@@ -32,6 +32,9 @@ class Evidence:
     schema_detail: str = ""
     production_version: str | None = None
     production_metrics: dict[str, float] = field(default_factory=dict)
+    # Why the candidate's files are not a model the lab loads (trusted.py); "" when they are.
+    format_refused: str = ""
+    sha256: str = ""  # of the candidate's files, recorded with the verdict
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,13 @@ def decide(evidence: Evidence, thresholds: Thresholds) -> Decision:
     m = evidence.metrics
     per_class = [v for k, v in m.items() if k.startswith("recall_class_")]
     checks = [
+        Check(
+            "trusted_format",
+            "refused" if evidence.format_refused else "skops",
+            "sklearn in skops",
+            not evidence.format_refused,
+            evidence.format_refused,
+        ),
         _at_least("accuracy", m.get("accuracy"), thresholds.min_accuracy),
         _at_least("precision_macro", m.get("precision_macro"), thresholds.min_precision_macro),
         _at_least(

@@ -17,7 +17,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gatekeeper import report
+from gatekeeper import report, trusted
 from gatekeeper.config import GateConfig
 from gatekeeper.decide import Decision, Evidence, decide
 from gatekeeper.images import Registry
@@ -66,14 +66,16 @@ def _signature_inputs(local_dir: Path) -> dict[str, str] | None:
 
 
 def _p99_latency_ms(local_dir: Path) -> float | None:
-    """Offline p99 of one-row predictions on the model itself (pyfunc, as served by MLflow)."""
-    import mlflow.pyfunc
+    """Offline p99 of one-row predictions on the model itself (a DataFrame row, as MLflow's
+    sklearn pyfunc passes it), loaded on the gatekeeper's terms (trusted.py)."""
     from mlflow.models import Model
+
+    from gatekeeper import trusted
 
     example = Model.load(str(local_dir)).load_input_example(str(local_dir))
     if example is None:
         return None
-    model = mlflow.pyfunc.load_model(str(local_dir))
+    model = trusted.load_estimator(local_dir)
     row = example.head(1) if hasattr(example, "head") else example
     for _ in range(LATENCY_WARMUP):
         model.predict(row)
@@ -104,7 +106,13 @@ def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Eviden
     with tempfile.TemporaryDirectory() as tmp:
         local = _download(cfg.model_name, version, Path(tmp) / "candidate")
         size_mb = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 1e6
-        p99 = _p99_latency_ms(local)
+        sha256 = trusted.fingerprint(local)
+        try:  # the candidate is untrusted by definition: nothing in it may run
+            trusted.check(local)
+            refused = ""
+        except trusted.UntrustedModel as exc:
+            refused = str(exc)
+        p99 = None if refused else _p99_latency_ms(local)
         cand_sig = _signature_inputs(local)
         prod_metrics: dict[str, float] = {}
         compatible, detail = None, ""
@@ -131,6 +139,8 @@ def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Eviden
         schema_detail=detail,
         production_version=prod_version,
         production_metrics=prod_metrics,
+        format_refused=refused,
+        sha256=sha256,
     )
     return evidence, mv.run_id
 
@@ -160,6 +170,8 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
         "gate.verdict": verdict,
         "gate.checked_at": checked_at,
         "gate.failed_checks": ",".join(c.name for c in decision.failed) or "none",
+        # The model servers load only files with this fingerprint (serving/trusted.py).
+        trusted.FINGERPRINT_TAG: evidence.sha256,
     }
     for key, value in tags.items():
         client.set_model_version_tag(cfg.model_name, version, key, value)

@@ -116,4 +116,11 @@ def test_production_without_metrics_fails_regression_checks():
 def test_decision_serialises_every_check():
     body = decide(evidence(), T).to_dict()
     assert body["passed"] is True
-    assert len(body["checks"]) == 8
+    assert len(body["checks"]) == 9
+
+
+def test_a_candidate_in_a_format_that_runs_code_fails_the_gate():
+    d = decide(evidence(format_refused="it is stored as 'cloudpickle'"), Thresholds())
+    assert not d.passed
+    (check,) = [c for c in d.failed]
+    assert check.name == "trusted_format" and "cloudpickle" in check.detail

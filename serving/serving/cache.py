@@ -20,7 +20,16 @@ from pathlib import Path
 
 log = logging.getLogger("serving.cache")
 
-META_KEYS = ("name", "alias", "version", "run_id", "git_sha", "saved_at")
+META_KEYS = (
+    "name",
+    "alias",
+    "version",
+    "run_id",
+    "git_sha",
+    "saved_at",
+    "sha256",
+    "gated_sha256",
+)
 
 
 class ModelCache:

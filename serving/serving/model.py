@@ -45,6 +45,9 @@ class LoadedModel:
     # "registry": loaded from MLflow; "cache": the last good model from local disk, served
     # while the registry could not be asked which version the alias points to.
     source: str = "registry"
+    # sha256 of the model's files, and whether it equals the one the gate recorded.
+    sha256: str = ""
+    verified: bool = False
 
     def describe(self) -> dict:
         return {
@@ -57,6 +60,8 @@ class LoadedModel:
             "predict_path": self.path,
             "features": list(self.features),
             "source": self.source,
+            "sha256": self.sha256,
+            "verified": self.verified,
         }
 
 
@@ -95,52 +100,51 @@ def _check_rows(meta, local_dir: str, n_features: int) -> np.ndarray:
 def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str, ...]):
     """Return (native_predict or None, native_kind, pyfunc_predict) for a downloaded model.
 
-    native_kind is "numpy" (compiled, see fastpath.py) or "sklearn" (the estimator's own
-    predict on numpy rows); the pyfunc path goes through pandas, as `mlflow models serve`.
+    The estimator is loaded on the server's terms (serving/trusted.py: sklearn in skops,
+    the server's own trust list), never through the loader the model names. native_kind
+    is "numpy" (compiled, see fastpath.py) or "sklearn" (the estimator's own predict on
+    numpy rows); the pyfunc path hands a DataFrame to predict, as MLflow's sklearn pyfunc
+    wrapper does under `mlflow models serve`.
     """
-    import mlflow.pyfunc
     import pandas as pd
+    import sklearn
     from mlflow.models import Model
 
+    from serving import fastpath, trusted
+
     meta = Model.load(local_dir)
-    pyfunc_model = mlflow.pyfunc.load_model(local_dir)
+    frame_model = trusted.load_estimator(local_dir)  # raises UntrustedModel: not served
     dtypes = {f: NUMERIC_TYPES[t] for f, t in zip(features, types, strict=True)}
 
     def pyfunc_predict(array: np.ndarray) -> list:
         frame = pd.DataFrame(array, columns=list(features)).astype(dtypes)
-        return _as_list(pyfunc_model.predict(frame))
+        return _as_list(frame_model.predict(frame))
 
     native, kind = None, None
-    if "sklearn" in meta.flavors:
-        import mlflow.sklearn
-        import sklearn
+    try:
+        estimator = trusted.load_estimator(local_dir)  # a second copy, for numpy rows
+        fitted = getattr(estimator, "feature_names_in_", None)
+        if fitted is None or tuple(str(c) for c in fitted) == features:
+            _strip_feature_names(estimator)
+            sk_predict = estimator.predict
 
-        from serving import fastpath
+            def sklearn_predict(array: np.ndarray) -> list:
+                # Inputs were validated (finite, numeric) against the signature already.
+                with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                    return sk_predict(array).tolist()
 
-        try:
-            estimator = mlflow.sklearn.load_model(local_dir)
-            fitted = getattr(estimator, "feature_names_in_", None)
-            if fitted is None or tuple(str(c) for c in fitted) == features:
-                _strip_feature_names(estimator)
-                sk_predict = estimator.predict
+            native, kind = sklearn_predict, "sklearn"
+            compiled = fastpath.compile_predict(estimator)
+            check = _check_rows(meta, local_dir, len(features))
+            if compiled is not None and fastpath.agrees(compiled, sk_predict, check):
 
-                def sklearn_predict(array: np.ndarray) -> list:
-                    # Inputs were validated (finite, numeric) against the signature already.
-                    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-                        return sk_predict(array).tolist()
+                def native(array: np.ndarray) -> list:
+                    return compiled(array).tolist()
 
-                native, kind = sklearn_predict, "sklearn"
-                compiled = fastpath.compile_predict(estimator)
-                check = _check_rows(meta, local_dir, len(features))
-                if compiled is not None and fastpath.agrees(compiled, sk_predict, check):
+                kind = "numpy"
 
-                    def native(array: np.ndarray) -> list:
-                        return compiled(array).tolist()
-
-                    kind = "numpy"
-
-        except Exception as exc:  # the pyfunc path still serves it, only slower
-            log.warning("no native fast path for this model (%s); using pyfunc", exc)
+    except Exception as exc:  # the DataFrame path still serves it, only slower
+        log.warning("no native fast path for this model (%s); using pyfunc", exc)
     return native, kind, pyfunc_predict
 
 
@@ -166,9 +170,32 @@ def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def _loaded(cfg, version, run_id, git_sha, local, source) -> LoadedModel:
-    features, types = _signature(local, version)
-    native, kind, pyfunc_predict = build_predictors(local, features, types)
+def _verify(local: str, version: str, expected: str) -> tuple[str, bool]:
+    """The files' fingerprint, and whether it is the one the gate recorded; a different
+    one is refused (the files changed after the gate checked them)."""
+    from serving import trusted
+
+    found = trusted.fingerprint(local)
+    if expected and found != expected:
+        raise ModelLoadError(
+            f"version {version} refused: its files differ from the ones the gate checked "
+            f"(sha256 {found[:12]}, gate recorded {expected[:12]})"
+        )
+    if not expected:
+        log.warning("version %s has no gate fingerprint (%s): served unverified", version, found)
+    return found, bool(expected)
+
+
+def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") -> LoadedModel:
+    from serving import trusted
+
+    sha256, verified = _verify(local, version, expected_sha256)
+    try:
+        trusted.check(local)
+        features, types = _signature(local, version)
+        native, kind, pyfunc_predict = build_predictors(local, features, types)
+    except trusted.UntrustedModel as exc:
+        raise ModelLoadError(f"version {version} refused: {exc}") from exc
     use_native = cfg.fast_path and native is not None
     return LoadedModel(
         name=cfg.model_name,
@@ -182,6 +209,8 @@ def _loaded(cfg, version, run_id, git_sha, local, source) -> LoadedModel:
         path=f"{kind}-native" if use_native else "pyfunc",
         predict=native if use_native else pyfunc_predict,
         source=source,
+        sha256=sha256,
+        verified=verified,
     )
 
 
@@ -194,15 +223,18 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
     import mlflow.artifacts
 
     mv = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+    from serving.trusted import FINGERPRINT_TAG
+
     version = str(mv.version)
     git_sha = (mv.tags or {}).get("git_sha", "unknown")
+    gated_sha256 = (mv.tags or {}).get(FINGERPRINT_TAG, "")
     with tempfile.TemporaryDirectory(prefix="serving-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{cfg.model_name}/{version}",
             dst_path=tmp,
             tracking_uri=cfg.tracking_uri,
         )
-        model = _loaded(cfg, version, mv.run_id or "", git_sha, local, "registry")
+        model = _loaded(cfg, version, mv.run_id or "", git_sha, local, "registry", gated_sha256)
         if cfg.cache_dir:
             try:
                 ModelCache(cfg.cache_dir, cfg.model_name, cfg.alias).save(
@@ -212,6 +244,8 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
                         "run_id": model.run_id,
                         "git_sha": git_sha,
                         "saved_at": model.loaded_at,
+                        "sha256": model.sha256,
+                        "gated_sha256": gated_sha256,
                     },
                 )
             except OSError as exc:  # serving matters more than the cache
@@ -227,14 +261,17 @@ def load_cached(cfg: ServingConfig) -> LoadedModel | None:
     if found is None:
         return None
     record, folder = found
-    return _loaded(
+    model = _loaded(
         cfg,
         record["version"],
         record.get("run_id", ""),
         record.get("git_sha", ""),
         str(folder),
         "cache",
+        # The files must still be the ones that loaded (and that the gate checked).
+        record.get("gated_sha256") or record.get("sha256", ""),
     )
+    return dataclasses.replace(model, verified=bool(record.get("gated_sha256")))
 
 
 class ModelHolder:
@@ -251,6 +288,9 @@ class ModelHolder:
         self.mlflow_reachable: bool | None = None
         self.last_error: str | None = None
         self.last_check: str | None = None
+        # A version refused for what it is (format, files, schema): not downloaded again
+        # while the alias still points to it.
+        self.refused: tuple[str, str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -270,9 +310,14 @@ class ModelHolder:
         the registry answers again.
         """
         self.last_check = _now()
+        attempted = None
         try:
             mv = self.client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
             self.mlflow_reachable = True
+            if self.refused is not None and self.refused[0] == str(mv.version):
+                self.last_error = self.refused[1]
+                return False
+            attempted = str(mv.version)
             current = self.current
             if current is not None and str(mv.version) == current.version:
                 if current.source != "registry":  # the registry confirms the cached model
@@ -285,6 +330,8 @@ class ModelHolder:
             reachable = not _is_connection_error(exc)
             self.mlflow_reachable = reachable
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            if isinstance(exc, ModelLoadError) and attempted is not None:
+                self.refused = (attempted, self.last_error)
             if self.current is None and not _alias_missing(exc):
                 return self._load_from_cache()
             log.warning(
