@@ -75,10 +75,13 @@ def promote(b: Backend, to: str) -> None:
 
 
 def rollback(b: Backend) -> None:
+    """Production back to the version it replaced; the version taken out is revoked, and
+    @staging leaves it when it pointed there, so both servers are rolled and checked."""
     with lock.exclusive(b.s.lab_dir / "promote.lock", "make rollback"):
         b.gatekeeper("rollback")
-        b.roll("production")
-        smoke(b, "production")
+        for alias in ("production", "staging"):
+            b.roll(alias)
+            smoke(b, alias)
 
 
 def bootstrap(b: Backend) -> None:

@@ -27,6 +27,7 @@ log = logging.getLogger("gatekeeper")
 CANDIDATE, STAGING, PRODUCTION = "candidate", "staging", "production"
 ALIASES = (CANDIDATE, STAGING, PRODUCTION)
 SOURCE_OF = {STAGING: CANDIDATE, PRODUCTION: STAGING}
+REVOKED = "revoked"  # gate.verdict of a version rolled back out of production
 
 LATENCY_WARMUP, LATENCY_SAMPLES = 20, 300
 
@@ -200,7 +201,7 @@ def _move(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> No
         previous = registry.retag(sha, alias)
     try:
         client.set_registered_model_alias(cfg.model_name, alias, version)
-    except Exception:
+    except BaseException:  # Ctrl-C or a stop signal too: never leave tag and alias apart
         if registry is not None and previous is not None:
             registry.put(alias, previous)
         raise
@@ -213,11 +214,23 @@ def promote(
     if target not in SOURCE_OF:
         raise UsageError(f"can only promote to {' or '.join(SOURCE_OF)}, not {target!r}")
     source = SOURCE_OF[target]
-    version = version or alias_version(client, cfg.model_name, source)
+    at_source = alias_version(client, cfg.model_name, source)
+    if version is not None and target == PRODUCTION and version != at_source:
+        # Production takes only what staging served (and was smoke- and load-tested).
+        raise Refused(
+            f"version {version} is not @{source} (which is {at_source or 'unset'}): promote it "
+            f"to {source} first"
+        )
+    version = version or at_source
     if version is None:
         raise UsageError(f"{cfg.model_name} has no @{source} to promote to @{target}")
     mv = client.get_model_version(cfg.model_name, version)
     verdict = mv.tags.get("gate.verdict")
+    if verdict == REVOKED:
+        raise Refused(
+            f"version {version} was rolled back out of production (gate.verdict=revoked, "
+            f"{mv.tags.get('rolled_back.at', 'at an unknown time')}): train a new candidate"
+        )
     if verdict != "passed":
         raise Refused(
             f"version {version} has not passed the gate (gate.verdict={verdict or 'never gated'})"
@@ -262,7 +275,9 @@ def _record(client: MlflowClient, cfg: GateConfig, version: str, tags: dict[str,
 
 
 def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
-    """Point @production back at the version it replaced; return (restored, rolled_back)."""
+    """Point @production back at the version it replaced, and revoke the version taken out:
+    it can never be promoted again, and @staging leaves it (for the restored version).
+    Returns (restored, rolled_back)."""
     current = alias_version(client, cfg.model_name, PRODUCTION)
     if current is None:
         raise UsageError(f"{cfg.model_name} has no @{PRODUCTION}: nothing to roll back")
@@ -270,8 +285,22 @@ def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
     previous = tags.get(f"promoted.{PRODUCTION}.previous", "none")
     if previous == "none":
         raise Refused(f"version {current} has no earlier production version to roll back to")
-    _move(client, cfg, PRODUCTION, previous)
+    # Revoked first: if anything below fails, the version is already out of the line, and
+    # running rollback again finishes the move.
     stamp = now()
+    staging = alias_version(client, cfg.model_name, STAGING)
+    client.set_model_version_tag(cfg.model_name, current, "gate.verdict", REVOKED)
+    _move(client, cfg, PRODUCTION, previous)
+    if staging == current:  # staging leaves it too, for the version production runs
+        try:
+            _move(client, cfg, STAGING, previous)
+        except Exception as exc:  # production is back; staging's version can go no further
+            log.warning(
+                "@%s still points to the revoked version %s (%s): promote a new candidate",
+                STAGING,
+                current,
+                exc,
+            )
     _record(client, cfg, current, {"rolled_back.at": stamp, "rolled_back.by": cfg.actor})
     _record(client, cfg, previous, {"restored_by_rollback.at": stamp})
     return previous, current

@@ -204,3 +204,49 @@ def test_a_failure_at_any_step_leaves_image_and_alias_together(monkeypatch, name
             assert version != before[0]
         outcomes.add(outcome)
     assert outcomes == {"done", "nothing moved"}
+
+
+def test_a_rolled_back_version_is_revoked_and_cannot_come_back(fake_client):
+    client = fake_client(versions(), {"staging": "2", "production": "1"})
+    lifecycle.promote(client, cfg(), "production")
+    assert lifecycle.rollback(client, cfg()) == ("1", "2")
+    assert client.versions["2"]["gate.verdict"] == "revoked"
+    assert client.aliases["staging"] == "1"  # staging left it, for what production runs
+    with pytest.raises(lifecycle.Refused, match="version 2 was rolled back out of production"):
+        lifecycle.promote(client, cfg(), "staging", "2")
+    client.aliases["staging"] = "2"  # even put back on staging by hand
+    with pytest.raises(lifecycle.Refused, match="rolled back out of production"):
+        lifecycle.promote(client, cfg(), "production")
+    assert client.aliases["production"] == "1"
+
+
+def test_staging_is_left_alone_when_it_moved_on(fake_client):
+    client = fake_client(versions(), {"staging": "2", "production": "1"})
+    lifecycle.promote(client, cfg(), "production")
+    client.versions["4"] = {"gate.verdict": "passed", "git_sha": "sha4"}
+    client.aliases["staging"] = "4"
+    lifecycle.rollback(client, cfg())
+    assert client.aliases == {"staging": "4", "production": "1"}
+
+
+def test_production_takes_only_the_staging_version(fake_client):
+    client = fake_client(versions(), {"candidate": "2", "staging": "1", "production": "1"})
+    with pytest.raises(lifecycle.Refused, match="version 2 is not @staging"):
+        lifecycle.promote(client, cfg(), "production", "2")
+    assert client.aliases["production"] == "1"
+    assert lifecycle.promote(client, cfg(), "production", "1") == ("1", "1")
+
+
+def test_ctrl_c_between_the_image_retag_and_the_alias_puts_the_tag_back(fake_client, fake_registry):
+    url, manifests = fake_registry
+    client = fake_client(versions(), {"candidate": "2", "staging": "1"})
+    manifests["staging"] = manifests["sha1"]
+
+    def interrupted(name, alias, version):
+        raise KeyboardInterrupt
+
+    client.set_registered_model_alias = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.promote(client, cfg(url), "staging")
+    assert manifests["staging"] == manifests["sha1"]
+    assert client.aliases["staging"] == "1"

@@ -105,10 +105,16 @@ def test_a_refused_promotion_neither_rolls_nor_smokes(settings_for):
     assert b.steps == ["promote --to production"]
 
 
-def test_rollback_rolls_and_smokes_production(settings_for):
+def test_rollback_rolls_and_smokes_production_then_staging(settings_for):
     b = StepBackend(settings_for(), Result(0, ""))
     pipeline.rollback(b)
-    assert b.steps == ["rollback", "roll production", "smoke --url http://production"]
+    assert b.steps == [
+        "rollback",
+        "roll production",
+        "smoke --url http://production",
+        "roll staging",
+        "smoke --url http://staging",
+    ]
 
 
 def test_promote_to_an_unknown_alias_is_a_usage_error(settings_for):

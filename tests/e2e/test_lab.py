@@ -223,6 +223,12 @@ def test_rollback_restores_the_previous_version_with_zero_failed_requests(
     assert lab.aliases()["production"] == previous
     assert failures == []
     assert current in seen and seen[-1] == previous
+    # The version taken out is revoked: it left @staging and can never come back.
+    tags = lab.client().get_model_version(lab.model_name, current).tags
+    assert tags["gate.verdict"] == "revoked"
+    assert lab.aliases()["staging"] != current
+    again = lab.make("promote", "TO=production")
+    assert lab.aliases()["production"] == previous, again.stderr[-2000:]
 
 
 def _snapshot(lab) -> dict:
