@@ -135,13 +135,18 @@ state-save: ## Stop the lab, save its volumes and .env to one file (STATE_FILE=l
 state-restore: ## Restore a saved lab into fresh volumes (STATE_FILE=lab-state.tgz), then make up
 	@$(LAB) state-restore
 
+# RUN_ID comes from a workflow input: the shell reads it from the environment (never pasted
+# into the command by make) and it must be a number before anything else runs.
 source-run: ## CI: refuse a state unless RUN_ID is a successful pipeline run on the default branch
-	@gh api "repos/$(GITHUB_REPOSITORY)/actions/runs/$(RUN_ID)" | $(PYTHON) .github/scripts/source_run.py \
-		--run-id "$(RUN_ID)" --repository "$(GITHUB_REPOSITORY)" \
-		--default-branch "$(DEFAULT_BRANCH)" --workflow .github/workflows/lab-pipeline.yml
+	@case "$$RUN_ID" in ''|*[!0-9]*) echo "RUN_ID must be a run number" >&2; exit 1 ;; esac; \
+	gh api "repos/$$GITHUB_REPOSITORY/actions/runs/$$RUN_ID" | $(PYTHON) .github/scripts/source_run.py \
+		--run-id "$$RUN_ID" --repository "$$GITHUB_REPOSITORY" \
+		--default-branch "$$DEFAULT_BRANCH" --workflow .github/workflows/lab-pipeline.yml
 
+# NAME and PASSWORD only from make's command line: shells often export NAME (WSL does).
 user: ## Classroom mode: add an MLflow login for a student (NAME=alice [PASSWORD=...])
-	@$(LAB) user
+	@$(LAB) user --name "$(if $(filter command line,$(origin NAME)),$(NAME))" \
+		--password "$(if $(filter command line,$(origin PASSWORD)),$(PASSWORD))"
 
 e2e: venv ## End-to-end tests against the running lab (make up first)
 	@$(LAB) e2e

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import re
 import secrets
 import urllib.error
@@ -166,7 +167,10 @@ def write_htpasswd(settings: Settings, runner: Runner, image: str) -> bool:
     folder.chmod(0o755)  # the registry reads it as its own user
     target.write_text(line + "\n")
     target.chmod(0o644)
-    stamp.write_text(fingerprint + "\n")
+    fd = os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private: it is fast
+    with os.fdopen(fd, "w") as f:
+        f.write(fingerprint + "\n")
+    stamp.chmod(0o600)
     return True
 
 

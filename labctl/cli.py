@@ -61,8 +61,9 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     force = env("FORCE", "").strip().lower() in ("1", "true", "yes")
     for name in ("clean", "state-restore"):
         verbs[name].add_argument("--force", action="store_true", default=force, help="(FORCE=1)")
-    verbs["user"].add_argument("--name", default=env("NAME") or "", help="(NAME=)")
-    verbs["user"].add_argument("--password", default=env("PASSWORD") or "", help="(PASSWORD=)")
+    # Not from the environment: shells often export NAME (WSL does), or a PASSWORD.
+    verbs["user"].add_argument("--name", default="", help="(make user NAME=)")
+    verbs["user"].add_argument("--password", default="", help="(make user PASSWORD=)")
     verbs["e2e"].add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     return p
 

@@ -49,6 +49,10 @@ class DockerBackend:
         argv = [
             "docker",
             "compose",
+            # labctl passes every setting in the environment, checked; Compose must not
+            # read .env on its own (it accepts lines labctl refuses).
+            "--env-file",
+            os.devnull,
             "--project-directory",
             str(self.s.root),
             *files,

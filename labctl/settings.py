@@ -141,7 +141,11 @@ def documented_keys(example_text: str) -> frozenset[str]:
 
 def check_dotenv(env: DotEnv, allowed: frozenset[str], name: str = ".env") -> None:
     """Refuse a `.env` that sets anything but the documented lab settings, or a value no
-    setting can have; the message names the line. Nothing is read from a refused file."""
+    setting can have, or a line that is not `KEY=value` (Compose reads forms this parser
+    does not, such as `KEY: value`); the message names the line. Nothing is read from a
+    refused file."""
+    if env.problems:
+        raise LabError(f"{name} {env.problems[0]}: fix or remove the line")
     for key, value in env.values.items():
         line = env.lines.get(key, 0)
         if key not in allowed or not is_setting(key):
@@ -293,6 +297,8 @@ class Settings:
 
     def host_for(self, port_var: str) -> str:
         """The client address of the service behind a port variable."""
+        if port_var in ("S3_PORT", "S3_CONSOLE_PORT"):
+            return "127.0.0.1"  # the S3 store never leaves loopback
         return self.client_host if port_var in SERVER_PORT_VARS else self.admin_host
 
     @property
@@ -326,7 +332,7 @@ def load(
     example = read_dotenv(root / ".env.example")
     user = read_dotenv(root / ".env")
     check_dotenv(user, documented_keys(_read_text(root / ".env.example")))
-    warnings = [f".env {p}" for p in user.problems]
+    warnings: list[str] = []
     env = dict(environ)
     for key in {**example.values, **user.values}:
         if not is_setting(key):

@@ -23,6 +23,12 @@ from labctl.errors import LabError
 from labctl.settings import S3_BACKENDS, check_dotenv, documented_keys, parse_dotenv
 
 FORMAT = "1"
+# Settings a saved `.env` may not bring along unless trusted: which images run (the tag,
+# reusing the state's images instead of building), and which host files are read or written.
+STATE_CHOOSES = frozenset(
+    {"GIT_SHA", "LAB_REUSE_IMAGES", "LAB_BUILD_CACHE", "STATE_FILE", "PIP_CA_FILE",
+     "COMPOSE_PROJECT_NAME"}
+)  # fmt: skip
 MANIFEST_KEYS = ("format", "project", "s3_backend", "volumes", "git_sha", "saved_at")
 
 
@@ -163,11 +169,14 @@ def check_saved_env(saved: bytes, example_text: str, source: str, trust_images: 
         raise LabError(f"{source}: meta/env is not text: nothing was restored") from exc
     env = parse_dotenv(text)
     check_dotenv(env, documented_keys(example_text), name=f"{source}: meta/env")
-    images = sorted(k for k, v in env.values.items() if k.endswith("_IMAGE") and v)
-    if images and not trust_images:
+    chosen = sorted(
+        k for k, v in env.values.items() if v and (k.endswith("_IMAGE") or k in STATE_CHOOSES)
+    )
+    if chosen and not trust_images:
         raise LabError(
-            f"{source}: its .env chooses images ({', '.join(images)}), which would run here: "
-            "restore only with TRUST_STATE_IMAGES=1 if you trust where the state came from"
+            f"{source}: its .env chooses images, tags or files ({', '.join(chosen)}), which "
+            "would run or be written here: restore only with TRUST_STATE_IMAGES=1 if you "
+            "trust where the state came from"
         )
 
 

@@ -17,12 +17,12 @@ def text(settings: Settings, mode: str) -> str:
     if mode == "docker":
         if settings.s3_backend == "minio":
             lines.append(
-                f"  S3 console (MinIO)  http://{a}:{g('S3_CONSOLE_PORT')}   "
+                f"  S3 console (MinIO)  http://127.0.0.1:{g('S3_CONSOLE_PORT')}   "
                 "(user/password: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
             )
         else:
             lines.append(
-                f"  S3 API (SeaweedFS)  http://{a}:{g('S3_PORT')}            "
+                f"  S3 API (SeaweedFS)  http://127.0.0.1:{g('S3_PORT')}            "
                 "(keys: S3_ACCESS_KEY/S3_SECRET_KEY in .env)"
             )
         lines.append(

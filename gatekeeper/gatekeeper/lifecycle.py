@@ -108,12 +108,12 @@ def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Eviden
         local = _download(cfg.model_name, version, Path(tmp) / "candidate")
         size_mb = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 1e6
         sha256 = trusted.fingerprint(local)
+        p99, refused = None, ""
         try:  # the candidate is untrusted by definition: nothing in it may run
             trusted.check(local)
-            refused = ""
+            p99 = _p99_latency_ms(local)
         except trusted.UntrustedModel as exc:
             refused = str(exc)
-        p99 = None if refused else _p99_latency_ms(local)
         cand_sig = _signature_inputs(local)
         prod_metrics: dict[str, float] = {}
         compatible, detail = None, ""
@@ -158,6 +158,11 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
     version = version or alias_version(client, cfg.model_name, CANDIDATE)
     if version is None:
         raise UsageError(f"{cfg.model_name} has no @{CANDIDATE}: train one first (make train)")
+    if client.get_model_version(cfg.model_name, version).tags.get("gate.verdict") == REVOKED:
+        raise Refused(
+            f"version {version} was rolled back out of production (gate.verdict=revoked): "
+            "it is not judged again; train a new candidate"
+        )
     evidence, run_id = collect(client, cfg, version)
     decision = decide(evidence, cfg.thresholds)
     checked_at = now()
@@ -167,12 +172,13 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
     client.log_artifact(run_id, str(json_path), "gate")
     client.log_artifact(run_id, str(md_path), "gate")
     verdict = "passed" if decision.passed else "failed"
+    # The verdict is written last: a version never reads `passed` without the fingerprint
+    # of the files that passed (the model servers load only those: serving/trusted.py).
     tags = {
-        "gate.verdict": verdict,
+        trusted.FINGERPRINT_TAG: evidence.sha256,
         "gate.checked_at": checked_at,
         "gate.failed_checks": ",".join(c.name for c in decision.failed) or "none",
-        # The model servers load only files with this fingerprint (serving/trusted.py).
-        trusted.FINGERPRINT_TAG: evidence.sha256,
+        "gate.verdict": verdict,
     }
     for key, value in tags.items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
@@ -202,9 +208,22 @@ def _move(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> No
     try:
         client.set_registered_model_alias(cfg.model_name, alias, version)
     except BaseException:  # Ctrl-C or a stop signal too: never leave tag and alias apart
-        if registry is not None and previous is not None:
+        if (
+            registry is not None
+            and previous is not None
+            and not _alias_is(client, cfg, alias, version)
+        ):
             registry.put(alias, previous)
         raise
+
+
+def _alias_is(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> bool:
+    """Whether the alias points to `version` after a failed or interrupted write (MLflow
+    may have applied it before the reply was lost); unknown counts as not moved."""
+    try:
+        return alias_version(client, cfg.model_name, alias) == version
+    except Exception:
+        return False
 
 
 def promote(
@@ -287,6 +306,17 @@ def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
         raise Refused(f"version {current} has no earlier production version to roll back to")
     # Revoked first: if anything below fails, the version is already out of the line, and
     # running rollback again finishes the move.
+    restored = client.get_model_version(cfg.model_name, previous).tags
+    if restored.get("gate.verdict") == REVOKED:
+        raise Refused(f"version {previous}, which {current} replaced, was revoked itself")
+    registry = _image_registry(cfg)
+    if registry is not None:  # checked before anything changes: the move must be possible
+        sha = restored.get("git_sha", "")
+        if not sha or sha == "unknown" or registry.get(sha) is None:
+            raise UsageError(
+                f"version {previous} has no serving image ({sha or 'no git_sha'}) in the "
+                "registry to roll back to"
+            )
     stamp = now()
     staging = alias_version(client, cfg.model_name, STAGING)
     client.set_model_version_tag(cfg.model_name, current, "gate.verdict", REVOKED)

@@ -250,3 +250,43 @@ def test_ctrl_c_between_the_image_retag_and_the_alias_puts_the_tag_back(fake_cli
         lifecycle.promote(client, cfg(url), "staging")
     assert manifests["staging"] == manifests["sha1"]
     assert client.aliases["staging"] == "1"
+
+
+def test_a_revoked_version_is_not_judged_again(fake_client):
+    v = versions()
+    v["2"]["gate.verdict"] = "revoked"
+    client = fake_client(v, {"candidate": "2"})
+    with pytest.raises(lifecycle.Refused, match="not judged again"):
+        lifecycle.gate(client, cfg(), None)
+    assert client.versions["2"]["gate.verdict"] == "revoked"
+
+
+def test_a_rollback_that_cannot_move_revokes_nothing(fake_client, fake_registry):
+    url, manifests = fake_registry
+    v = versions()
+    v["1"]["git_sha"] = "not-pushed"
+    v["2"]["promoted.production.previous"] = "1"
+    client = fake_client(v, {"staging": "2", "production": "2"})
+    manifests["production"] = manifests["sha2"]
+    with pytest.raises(lifecycle.UsageError, match="no serving image"):
+        lifecycle.rollback(client, cfg(url))
+    assert client.versions["2"]["gate.verdict"] == "passed"
+    assert client.aliases == {"staging": "2", "production": "2"}
+
+
+def test_an_alias_write_applied_before_ctrl_c_keeps_its_image_tag(fake_client, fake_registry):
+    """MLflow moved the alias, the reply was lost to Ctrl-C: the tag must stay with it."""
+    url, manifests = fake_registry
+    client = fake_client(versions(), {"candidate": "2", "staging": "1"})
+    manifests["staging"] = manifests["sha1"]
+    real = client.set_registered_model_alias
+
+    def applied_then_interrupted(name, alias, version):
+        real(name, alias, version)
+        raise KeyboardInterrupt
+
+    client.set_registered_model_alias = applied_then_interrupted
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.promote(client, cfg(url), "staging")
+    assert client.aliases["staging"] == "2"
+    assert manifests["staging"] == manifests["sha2"]

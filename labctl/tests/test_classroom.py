@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 import warnings
@@ -100,6 +101,7 @@ def test_compose_adds_the_classroom_file_only_with_logins(settings_for, fake):
     plain = DockerBackend(settings_for(), fake).compose("ps")
     classroom = DockerBackend(settings_for(LAB_AUTH="1"), fake).compose("ps")
     assert not any(a.endswith("classroom.yaml") for a in plain)
+    assert plain[2:4] == ["--env-file", "/dev/null"]  # Compose never reads .env itself
     assert any(a.endswith("compose/classroom.yaml") for a in classroom)
 
 
@@ -108,6 +110,8 @@ def test_the_registry_starts_behind_its_htpasswd_and_docker_logs_in(settings_for
     fake.on("--entrypoint python py:test", stdout="lab:$2b$12$abcdefghijklmnopqrstuv\n")
     DockerBackend(s, fake).start_registry()
     assert (s.lab_dir / "registry-auth" / "htpasswd").read_text().startswith("lab:$2b$")
+    stamp = s.lab_dir / "registry-auth" / "password.sha256"
+    assert stat.S_IMODE(stamp.stat().st_mode) == 0o600  # a fast hash: for the owner only
     assert fake.ran("up -d --wait --force-recreate registry")
     assert fake.ran("docker login --username lab --password-stdin 127.0.0.1:5100")
     fake.calls.clear()

@@ -82,6 +82,7 @@ def test_environment_beats_dotenv_beats_example(lab_root, settings_for):
         ("GATE_MIN_ACURACY=0.1", "line 2: GATE_MIN_ACURACY is not a lab setting"),  # a typo
         ('TRAIN_DATASET="iris\\nBASH_ENV=x"', "line 2: TRAIN_DATASET holds a control"),
         ("PYTHON_IMAGE=python:3.11 --privileged", "is not an image reference"),
+        ("POSTGRES_IMAGE: evil/postgres", "line 2: not a KEY=value line"),  # Compose reads it
     ],
 )
 def test_a_dotenv_setting_more_than_lab_settings_is_refused(lab_root, settings_for, line, message):

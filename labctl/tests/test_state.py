@@ -208,6 +208,9 @@ def test_a_state_with_anything_but_files_of_its_volumes_is_refused(
     [
         (b"POSTGRES_PASSWORD=x\nBASH_ENV=/tmp/x\n", "meta/env line 2: BASH_ENV is not a lab"),
         (b"POSTGRES_IMAGE=evil/postgres:latest\n", "its .env chooses images"),
+        (b"GIT_SHA=0123456789ab\nLAB_REUSE_IMAGES=1\n", "GIT_SHA, LAB_REUSE_IMAGES"),
+        (b"STATE_FILE=/home/me/.bashrc\n", "chooses images, tags or files \\(STATE_FILE\\)"),
+        (b"POSTGRES_IMAGE: evil/postgres\n", "not a KEY=value line"),
     ],
 )
 def test_a_saved_env_is_checked_before_anything_changes(lab_root, settings_for, fake, env, message):

@@ -27,7 +27,12 @@ log = logging.getLogger("serving.model")
 
 
 class ModelLoadError(RuntimeError):
-    """The model cannot be served (missing alias, unsupported schema...)."""
+    """The model cannot be served (missing alias, unsupported schema, refused format...);
+    `version` names the version refused, when one was."""
+
+    def __init__(self, message: str, version: str | None = None):
+        super().__init__(message)
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -154,14 +159,17 @@ def _signature(local: str, version: str) -> tuple[tuple[str, ...], tuple[str, ..
 
     signature = Model.load(local).signature
     if signature is None or signature.inputs is None:
-        raise ModelLoadError(f"version {version} has no input signature to validate against")
+        raise ModelLoadError(
+            f"version {version} has no input signature to validate against", version
+        )
     spec = signature.inputs.to_dict()
     features = tuple(str(s.get("name")) for s in spec)
     types = tuple(str(s.get("type")) for s in spec)
     unsupported = sorted({t for t in types if t not in NUMERIC_TYPES})
     if unsupported or any(f == "None" for f in features):
         raise ModelLoadError(
-            f"version {version}: only named numeric columns can be served, got {unsupported}"
+            f"version {version}: only named numeric columns can be served, got {unsupported}",
+            version,
         )
     return features, types
 
@@ -179,7 +187,8 @@ def _verify(local: str, version: str, expected: str) -> tuple[str, bool]:
     if expected and found != expected:
         raise ModelLoadError(
             f"version {version} refused: its files differ from the ones the gate checked "
-            f"(sha256 {found[:12]}, gate recorded {expected[:12]})"
+            f"(sha256 {found[:12]}, gate recorded {expected[:12]})",
+            version,
         )
     if not expected:
         log.warning("version %s has no gate fingerprint (%s): served unverified", version, found)
@@ -195,7 +204,7 @@ def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") ->
         features, types = _signature(local, version)
         native, kind, pyfunc_predict = build_predictors(local, features, types)
     except trusted.UntrustedModel as exc:
-        raise ModelLoadError(f"version {version} refused: {exc}") from exc
+        raise ModelLoadError(f"version {version} refused: {exc}", version) from exc
     use_native = cfg.fast_path and native is not None
     return LoadedModel(
         name=cfg.model_name,
@@ -310,14 +319,12 @@ class ModelHolder:
         the registry answers again.
         """
         self.last_check = _now()
-        attempted = None
         try:
             mv = self.client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
             self.mlflow_reachable = True
             if self.refused is not None and self.refused[0] == str(mv.version):
                 self.last_error = self.refused[1]
                 return False
-            attempted = str(mv.version)
             current = self.current
             if current is not None and str(mv.version) == current.version:
                 if current.source != "registry":  # the registry confirms the cached model
@@ -330,8 +337,9 @@ class ModelHolder:
             reachable = not _is_connection_error(exc)
             self.mlflow_reachable = reachable
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            if isinstance(exc, ModelLoadError) and attempted is not None:
-                self.refused = (attempted, self.last_error)
+            if isinstance(exc, ModelLoadError) and exc.version is not None:
+                # The version the loader refused (the alias may have moved since it was read).
+                self.refused = (exc.version, self.last_error)
             if self.current is None and not _alias_missing(exc):
                 return self._load_from_cache()
             log.warning(

@@ -46,12 +46,22 @@ def _mlmodel(local_dir: Path) -> dict:
 
 def check(local_dir: str | Path) -> Path:
     """The path of the model's skops file, after checking the model is one the lab loads."""
-    local_dir = Path(local_dir)
+    try:
+        return _check(Path(local_dir))
+    except (AttributeError, TypeError, ValueError) as exc:  # a malformed MLmodel
+        if isinstance(exc, UntrustedModel):
+            raise
+        raise UntrustedModel(f"its MLmodel is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _check(local_dir: Path) -> Path:
     flavors = _mlmodel(local_dir)["flavors"]
-    extra = sorted(set(flavors) - ALLOWED_FLAVORS)
+    extra = sorted(str(f) for f in set(flavors) - ALLOWED_FLAVORS)
     if extra:
         raise UntrustedModel(f"flavor {extra[0]!r} is not loaded here (only sklearn in skops)")
     pyfunc = flavors.get("python_function") or {}
+    if not isinstance(pyfunc, dict):
+        raise UntrustedModel("its python_function flavor is not a mapping")
     loader = pyfunc.get("loader_module")
     if loader not in (None, "mlflow.sklearn"):
         raise UntrustedModel(f"it names its own loader {loader!r}: only mlflow.sklearn is used")
@@ -77,6 +87,8 @@ def load_estimator(local_dir: str | Path):
     path = check(local_dir)
     try:
         return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    except (MemoryError, OSError):  # the machine's trouble, not the model's: try again later
+        raise
     except Exception as exc:  # skops names the untrusted types it found
         raise UntrustedModel(f"skops refused it: {str(exc).splitlines()[0][:300]}") from exc
 

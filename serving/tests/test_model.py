@@ -148,3 +148,41 @@ def test_holder_thread_loads_in_the_background():
         assert holder.wait_loaded(5)
     finally:
         holder.stop()
+
+
+def test_a_refused_version_is_not_downloaded_again_while_the_alias_stays():
+    from serving.model import ModelLoadError
+
+    client = FlakyClient()
+    calls = []
+
+    def loader(cfg, c):
+        calls.append(c.version)
+        if c.version == "2":
+            raise ModelLoadError("version 2 refused: it is stored as 'cloudpickle'", "2")
+        return fake_loader(cfg, c)
+
+    holder = ModelHolder(ServingConfig(alias="staging"), client=client, loader=loader)
+    holder.refresh()
+    client.version = "2"
+    for _ in range(3):
+        assert holder.refresh() is False
+    assert calls == ["1", "2"]  # refused once, then remembered
+    assert holder.current.version == "1" and "cloudpickle" in holder.last_error
+    client.version = "3"  # the alias moves on: loaded as usual
+    assert holder.refresh() is True and holder.current.version == "3"
+
+
+def test_only_the_version_the_loader_refused_is_remembered():
+    """The alias moved between the holder's read and the loader's: the loader's version
+    is the one refused, not the one the holder read."""
+    from serving.model import ModelLoadError
+
+    client = FlakyClient()
+    holder = ModelHolder(
+        ServingConfig(alias="staging"),
+        client=client,
+        loader=lambda cfg, c: (_ for _ in ()).throw(ModelLoadError("refused", "9")),
+    )
+    holder.refresh()
+    assert holder.refused is not None and holder.refused[0] == "9"

@@ -168,3 +168,19 @@ def test_the_serving_and_gatekeeper_copies_are_identical():
     here = Path(trusted.__file__)
     other = here.parents[2] / "gatekeeper" / "gatekeeper" / "trusted.py"
     assert other.read_text() == here.read_text()
+
+
+@pytest.mark.parametrize(
+    "flavors",
+    [
+        {"python_function": "x", "sklearn": {}},
+        {1: {}, "sklearn": {}},
+        "not a mapping",
+    ],
+)
+def test_a_malformed_mlmodel_is_refused_not_crashed_on(good, flavors):
+    meta = yaml.safe_load((good / "MLmodel").read_text())
+    meta["flavors"] = flavors
+    (good / "MLmodel").write_text(yaml.safe_dump(meta))
+    with pytest.raises(trusted.UntrustedModel):
+        trusted.check(good)

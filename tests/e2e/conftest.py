@@ -25,7 +25,7 @@ def lab() -> Lab:
 
     env = os.environ.get
     host = client(env("LAB_BIND", "127.0.0.1"))  # the model servers
-    admin = client(env("LAB_ADMIN_BIND", "127.0.0.1"))  # MLflow, the registry, the S3 store
+    admin = client(env("LAB_ADMIN_BIND", "127.0.0.1"))  # MLflow and the registry
     lab = Lab(
         mode=env("LAB_ACTIVE_MODE", "docker"),
         host=host,
@@ -33,7 +33,7 @@ def lab() -> Lab:
         staging=f"http://{host}:{env('STAGING_PORT', '8081')}",
         production=f"http://{host}:{env('PRODUCTION_PORT', '8082')}",
         registry=f"http://{admin}:{env('REGISTRY_PORT', '5100')}",
-        s3=f"http://{admin}:{env('S3_PORT', '9000')}",
+        s3=f"http://127.0.0.1:{env('S3_PORT', '9000')}",  # the S3 store stays on loopback
         model_name=env("MLFLOW_MODEL_NAME", "lab-classifier"),
     )
     try:
