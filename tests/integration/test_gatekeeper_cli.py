@@ -71,7 +71,15 @@ def test_promote_and_rollback_move_aliases(mlflow_server, clone_model):
     assert r.returncode == 0, r.stderr
     assert f"from version {v2} to version {v1}" in r.stdout
     assert aliases(client, name)["production"] == v1
-    assert aliases(client, name)["staging"] == v2  # rollback touches production only
+    # The version taken out is revoked, and staging left it for the restored one.
+    assert aliases(client, name)["staging"] == v1
+    assert client.get_model_version(name, v2).tags["gate.verdict"] == "revoked"
+    client.set_registered_model_alias(name, "candidate", v2)
+    r = gk(mlflow_server, "gate", **env)
+    assert r.returncode == 1 and "not judged again" in r.stderr
+    r = gk(mlflow_server, "promote", "--to", "staging", "--version", v2, **env)
+    assert r.returncode == 1 and "rolled back out of production" in r.stderr
+    assert aliases(client, name) == {"candidate": v2, "staging": v1, "production": v1}
 
     r = gk(mlflow_server, "status", "--json", **env)
     rows = {row["alias"]: row for row in json.loads(r.stdout)}
