@@ -8,6 +8,7 @@ reached, the server keeps the model it has and reports that on /ready and /model
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import tempfile
@@ -127,7 +128,9 @@ def build_predictors(local_dir: str, features: tuple[str, ...], types: tuple[str
 
     native, kind = None, None
     try:
-        estimator = trusted.load_estimator(local_dir)  # a second copy, for numpy rows
+        # A second copy, for numpy rows: its feature names are stripped below, the
+        # DataFrame path keeps them.
+        estimator = copy.deepcopy(frame_model)
         fitted = getattr(estimator, "feature_names_in_", None)
         if fitted is None or tuple(str(c) for c in fitted) == features:
             _strip_feature_names(estimator)
