@@ -22,7 +22,12 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What was measured about a candidate (and the production model it would replace)."""
+    """What was measured about a candidate (and the production model it would replace).
+
+    `metrics` and `production_metrics` are the gate's own measurements on the held-out set;
+    `logged_metrics` are what the training run reported about itself, shown beside them in
+    the report and never used to decide.
+    """
 
     metrics: dict[str, float]
     p99_latency_ms: float | None
@@ -35,6 +40,11 @@ class Evidence:
     # Why the candidate's files are not a model the lab loads (trusted.py); "" when they are.
     format_refused: str = ""
     sha256: str = ""  # of the candidate's files, recorded with the verdict
+    holdout: dict = field(default_factory=dict)  # dataset, rows, sha256 of the held-out set
+    # Why the candidate could not be measured on the held-out set; "" when it was.
+    measure_error: str = ""
+    production_measure_error: str = ""
+    logged_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,16 @@ def decide(evidence: Evidence, thresholds: Thresholds) -> Decision:
             not evidence.format_refused,
             evidence.format_refused,
         ),
+        Check(
+            "held_out_evaluation",
+            f"{evidence.holdout.get('rows')} rows of {evidence.holdout.get('dataset')}"
+            if not evidence.measure_error
+            else "not measured",
+            "measured by the gate",
+            not evidence.measure_error,
+            evidence.measure_error
+            or f"held-out set sha256 {str(evidence.holdout.get('sha256', ''))[:12]}",
+        ),
         _at_least("accuracy", m.get("accuracy"), thresholds.min_accuracy),
         _at_least("precision_macro", m.get("precision_macro"), thresholds.min_precision_macro),
         _at_least(
@@ -115,7 +135,10 @@ def decide(evidence: Evidence, thresholds: Thresholds) -> Decision:
         prod = evidence.production_metrics.get(metric)
         cand = m.get(metric)
         if prod is None or cand is None:
-            checks.append(Check(name, None, None, False, f"{metric} not measured"))
+            why = evidence.production_measure_error if prod is None else ""
+            checks.append(
+                Check(name, None, None, False, why or f"{metric} not measured on both models")
+            )
             continue
         drop = prod - cand
         checks.append(

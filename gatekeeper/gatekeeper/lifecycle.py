@@ -7,16 +7,18 @@ every alias (and every image tag) exactly as it was.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from gatekeeper import holdout as holdout_set
 from gatekeeper import report, trusted
 from gatekeeper.config import GateConfig
 from gatekeeper.decide import Decision, Evidence, decide
@@ -99,28 +101,54 @@ def _download(name: str, version: str, dest: Path) -> Path:
     )
 
 
+def _measure(local: Path, holdout: holdout_set.Holdout | None) -> tuple[dict, str, object]:
+    """(metrics on the held-out set, why not measured, estimator) for trusted model files."""
+    if holdout is None:
+        return {}, "no held-out set", None
+    estimator = trusted.load_estimator(local)
+    try:
+        return holdout_set.measure(estimator, holdout), "", estimator
+    except holdout_set.HoldoutError as exc:
+        return {}, str(exc), estimator
+
+
 def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Evidence, str | None]:
-    """Measure a candidate version against the current production version."""
+    """Measure a candidate version, and the current production version, on the held-out set."""
     mv = client.get_model_version(cfg.model_name, version)
-    metrics = dict(client.get_run(mv.run_id).data.metrics)
+    logged = dict(client.get_run(mv.run_id).data.metrics)
     prod_version = alias_version(client, cfg.model_name, PRODUCTION)
+    holdout, holdout_error = None, ""
+    try:
+        holdout = holdout_set.load(mv.tags.get("dataset", ""))
+    except holdout_set.HoldoutError as exc:
+        holdout_error = str(exc)
     with tempfile.TemporaryDirectory() as tmp:
         local = _download(cfg.model_name, version, Path(tmp) / "candidate")
         size_mb = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 1e6
         sha256 = trusted.fingerprint(local)
-        p99, refused = None, ""
+        p99, refused, metrics, measure_error = None, "", {}, holdout_error
         try:  # the candidate is untrusted by definition: nothing in it may run
             trusted.check(local)
             p99 = _p99_latency_ms(local)
+            if holdout is not None:
+                metrics, measure_error, _ = _measure(local, holdout)
         except trusted.UntrustedModel as exc:
             refused = str(exc)
+            measure_error = measure_error or "refused files are not loaded"
         cand_sig = _signature_inputs(local)
         prod_metrics: dict[str, float] = {}
+        prod_error = ""
         compatible, detail = None, ""
         if prod_version is not None and prod_version != version:
-            prod_mv = client.get_model_version(cfg.model_name, prod_version)
-            prod_metrics = dict(client.get_run(prod_mv.run_id).data.metrics)
-            prod_sig = _signature_inputs(_download(cfg.model_name, prod_version, Path(tmp) / "p"))
+            prod_local = _download(cfg.model_name, prod_version, Path(tmp) / "p")
+            try:
+                trusted.check(prod_local)
+                prod_metrics, prod_error, _ = _measure(prod_local, holdout)
+                if prod_error:
+                    prod_error = f"production v{prod_version}: {prod_error}"
+            except trusted.UntrustedModel as exc:
+                prod_error = f"production v{prod_version} is not loadable here: {exc}"
+            prod_sig = _signature_inputs(prod_local)
             compatible = cand_sig is not None and cand_sig == prod_sig
             if not compatible:
                 missing = sorted(set(prod_sig or {}) - set(cand_sig or {}))
@@ -142,6 +170,10 @@ def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Eviden
         production_metrics=prod_metrics,
         format_refused=refused,
         sha256=sha256,
+        holdout=holdout.describe() if holdout is not None else {},
+        measure_error=measure_error,
+        production_measure_error=prod_error,
+        logged_metrics=logged,
     )
     return evidence, mv.run_id
 
@@ -166,8 +198,10 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
     evidence, run_id = collect(client, cfg, version)
     decision = decide(evidence, cfg.thresholds)
     checked_at = now()
-    json_text = report.to_json(cfg.model_name, version, decision, checked_at, cfg.thresholds)
-    md_text = report.to_markdown(cfg.model_name, version, decision, checked_at)
+    json_text = report.to_json(
+        cfg.model_name, version, decision, checked_at, cfg.thresholds, evidence
+    )
+    md_text = report.to_markdown(cfg.model_name, version, decision, checked_at, evidence)
     json_path, md_path = report.write(Path(cfg.report_dir), json_text, md_text)
     client.log_artifact(run_id, str(json_path), "gate")
     client.log_artifact(run_id, str(md_path), "gate")
@@ -176,6 +210,13 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
     # of the files that passed (the model servers load only those: serving/trusted.py).
     tags = {
         trusted.FINGERPRINT_TAG: evidence.sha256,
+        "gate.holdout_sha256": evidence.holdout.get("sha256", "none"),
+        "gate.thresholds": json.dumps(asdict(cfg.thresholds), separators=(",", ":")),
+        **{
+            f"gate.measured.{k}": str(evidence.metrics[k])
+            for k in ("accuracy", "f1_macro")
+            if k in evidence.metrics
+        },
         "gate.checked_at": checked_at,
         "gate.failed_checks": ",".join(c.name for c in decision.failed) or "none",
         "gate.verdict": verdict,
@@ -345,7 +386,11 @@ def status(client: MlflowClient, cfg: GateConfig) -> list[dict]:
         row: dict = {"alias": alias, "version": version}
         if version is not None:
             mv = client.get_model_version(cfg.model_name, version)
-            metrics = client.get_run(mv.run_id).data.metrics
+            # The gate's measurement once gated; before that, what the run logged.
+            metrics = dict(client.get_run(mv.run_id).data.metrics)
+            for key in ("accuracy", "f1_macro"):
+                if f"gate.measured.{key}" in mv.tags:
+                    metrics[key] = float(mv.tags[f"gate.measured.{key}"])
             row.update(
                 accuracy=metrics.get("accuracy"),
                 f1_macro=metrics.get("f1_macro"),

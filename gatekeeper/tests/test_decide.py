@@ -116,7 +116,7 @@ def test_production_without_metrics_fails_regression_checks():
 def test_decision_serialises_every_check():
     body = decide(evidence(), T).to_dict()
     assert body["passed"] is True
-    assert len(body["checks"]) == 9
+    assert len(body["checks"]) == 10
 
 
 def test_a_candidate_in_a_format_that_runs_code_fails_the_gate():
@@ -124,3 +124,23 @@ def test_a_candidate_in_a_format_that_runs_code_fails_the_gate():
     assert not d.passed
     (check,) = [c for c in d.failed]
     assert check.name == "trusted_format" and "cloudpickle" in check.detail
+
+
+def test_a_candidate_the_gate_could_not_measure_fails_whatever_the_run_logged():
+    d = decide(
+        evidence(metrics={}, measure_error="no held-out set for dataset 'x'", logged_metrics=GOOD),
+        T,
+    )
+    assert not d.passed
+    assert not check(d, "held_out_evaluation").passed
+    assert "no held-out set" in check(d, "held_out_evaluation").detail
+    assert not check(d, "accuracy").passed
+
+
+def test_a_production_model_that_cannot_be_measured_fails_the_regression_check():
+    d = decide(
+        evidence(production_version="3", production_measure_error="production v3: refused"),
+        T,
+    )
+    assert not check(d, "regression_accuracy").passed
+    assert check(d, "regression_accuracy").detail == "production v3: refused"

@@ -79,3 +79,23 @@ def test_no_value_breaks_the_table(check):
     md = report.to_markdown("m", "4", Decision(False, (check,)), CHECKED_AT)
     header, row = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows(row)[check.name.replace("|", "\\|")]) == len(rows(header)["check"])
+
+
+def test_the_report_shows_the_runs_own_figures_beside_the_measured_ones_and_flags_a_gap():
+    ev = Evidence(
+        metrics={"accuracy": 0.61, "f1_macro": 0.6},
+        logged_metrics={"accuracy": 0.99, "f1_macro": 0.62},
+        p99_latency_ms=1,
+        model_size_mb=1,
+        holdout={"dataset": "iris", "rows": 39, "sha256": "ab" * 32},
+        sha256="cd" * 32,
+    )
+    d = decide(ev, Thresholds())
+    md = report.to_markdown("m", "4", d, CHECKED_AT, ev)
+    assert "| accuracy | 0.61 | >= 0.85 | **FAIL** |" in md  # the check decides on 0.61
+    assert "39 rows of iris" in md
+    assert "| accuracy | 0.61 | 0.99 | n/a |" in md
+    assert "The run's own accuracy differ" in md and "f1_macro differ" not in md
+    body = json.loads(report.to_json("m", "4", d, CHECKED_AT, Thresholds(), ev))
+    assert body["measured"]["accuracy"] == 0.61 and body["logged_by_run"]["accuracy"] == 0.99
+    assert body["held_out_set"]["rows"] == 39 and body["model_sha256"] == "cd" * 32

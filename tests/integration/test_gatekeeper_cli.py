@@ -2,6 +2,7 @@
 
 import json
 
+import mlflow.artifacts
 import pytest
 from mlflow import MlflowClient
 
@@ -128,3 +129,44 @@ def test_smoke_checks_the_served_version(mlflow_server, clone_model, start_gunic
         MLFLOW_MODEL_NAME=name,
     )
     assert r.returncode == 1 and f"expected '{v2}'" in r.stderr
+
+
+def test_a_noisy_candidate_with_perfect_logged_metrics_still_fails(
+    mlflow_server, clone_model, tmp_path, monkeypatch
+):
+    """The gate measures the model's files on its held-out set; the run's own figures,
+    overwritten here by any client that can write to the run, decide nothing."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (source,) = clone_model("noisy")
+    src = client.get_model_version(name, source)
+    # The noisy model's files under a run of its own (the trained run is shared by other
+    # tests), whose metrics a client then overwrites with perfect ones.
+    run_id = client.create_run(client.get_run(src.run_id).info.experiment_id).info.run_id
+    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+        client.log_metric(run_id, key, 0.99)
+    for i in range(3):
+        client.log_metric(run_id, f"recall_class_{i}", 0.99)
+    files = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{source}",
+        dst_path=str(tmp_path / "files"),
+    )
+    client.log_artifacts(run_id, files, "model")
+    client.set_terminated(run_id)
+    noisy = str(
+        client.create_model_version(
+            name, f"runs:/{run_id}/model", run_id=run_id, tags=src.tags
+        ).version
+    )
+    client.set_registered_model_alias(name, "candidate", noisy)
+    r = gk(mlflow_server, "gate", MLFLOW_MODEL_NAME=name, GATE_REPORT_DIR=str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    body = json.loads((tmp_path / "gate_report.json").read_text())
+    assert body["logged_by_run"]["accuracy"] == 0.99
+    assert body["measured"]["accuracy"] < 0.85
+    assert body["held_out_set"]["dataset"] == "iris" and body["held_out_set"]["rows"] > 20
+    tags = client.get_model_version(name, noisy).tags
+    assert tags["gate.verdict"] == "failed"
+    assert tags["gate.holdout_sha256"] == body["held_out_set"]["sha256"]
+    assert json.loads(tags["gate.thresholds"])["min_accuracy"] == 0.85
+    assert "differ from the gate's" in (tmp_path / "gate_report.md").read_text()

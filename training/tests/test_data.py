@@ -94,3 +94,23 @@ def test_fingerprint_is_stable_and_sensitive():
     noisy = data.degrade(ds, label_noise=0.1, null_fraction=0, seed=1)
     assert data.fingerprint(noisy) != data.fingerprint(ds)
     assert len(data.fingerprint(ds)) == 16
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer", "digits"])
+def test_training_never_sees_the_gates_held_out_rows(name):
+    full = data.load(name)
+    mask = data.holdout_mask(name, len(full.y))
+    assert 0.15 < mask.mean() < 0.35
+    kept = data.without_holdout(full)
+    data.validate(kept)
+    assert len(kept.y) == len(full.y) - int(mask.sum())
+    held_rows = {tuple(r) for r in full.X[mask].to_numpy().tolist()}
+    kept_rows = {tuple(r) for r in kept.X.to_numpy().tolist()}
+    # Rows that occur twice in a dataset aside, no held-out row is left for training.
+    duplicates = {r for r in held_rows if (full.X.to_numpy().tolist().count(list(r)) > 1)}
+    assert not (held_rows - duplicates) & kept_rows
+
+
+def test_the_held_out_set_is_fixed_by_name_and_row_not_by_seed():
+    assert data.holdout_mask("iris", 150).tolist() == data.holdout_mask("iris", 150).tolist()
+    assert data.holdout_mask("iris", 150).tolist() != data.holdout_mask("wine", 150).tolist()

@@ -29,6 +29,11 @@ _SPECS = {
     "digits": (64, 10, 0.0, 16.0),
 }
 
+# The lab's held-out set: a fixed quarter of each dataset's rows that training never sees.
+# The gatekeeper measures every candidate (and production) on exactly these rows, with
+# their original labels (gatekeeper/holdout.py selects the same rows the same way).
+HOLDOUT_FRACTION = 0.25
+
 MIN_CLASS_SHARE = 0.5  # each class must hold at least half of an even share of rows
 MIN_ROWS_PER_CLASS = 10
 
@@ -52,6 +57,30 @@ def load(name: str) -> Dataset:
     X = pd.DataFrame(np.asarray(bunch.data, dtype="float64"), columns=columns)
     y = pd.Series(np.asarray(bunch.target, dtype="int64"), name="target")
     return Dataset(name, X, y, tuple(str(t) for t in bunch.target_names))
+
+
+def holdout_mask(name: str, n_rows: int) -> np.ndarray:
+    """True for the rows of dataset `name` that belong to the gate's held-out set: chosen by
+    a hash of the dataset name and row number, so no seed or library version changes them."""
+    limit = int(HOLDOUT_FRACTION * 2**32)
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(f"{name}:{i}".encode()).digest()[:4], "big") < limit
+            for i in range(n_rows)
+        ],
+        dtype=bool,
+    )
+
+
+def without_holdout(ds: Dataset) -> Dataset:
+    """The rows training may use: everything but the gate's held-out set."""
+    keep = ~holdout_mask(ds.name, len(ds.y))
+    return Dataset(
+        ds.name,
+        ds.X[keep].reset_index(drop=True),
+        ds.y[keep].reset_index(drop=True),
+        ds.target_names,
+    )
 
 
 def degrade(ds: Dataset, *, label_noise: float, null_fraction: float, seed: int) -> Dataset:

@@ -119,8 +119,9 @@ def _log_reports(y_true, y_pred, target_names, out: Path) -> None:
 
 def run(cfg: TrainConfig) -> TrainResult:
     """Validate, train, log, register and alias. Raises on any failure before the alias moves."""
+    full = data.load(cfg.dataset)
     ds = data.degrade(
-        data.load(cfg.dataset),
+        data.without_holdout(full),
         label_noise=cfg.label_noise,
         null_fraction=cfg.null_fraction,
         seed=cfg.seed,
@@ -146,6 +147,7 @@ def run(cfg: TrainConfig) -> TrainResult:
                 "label_noise": cfg.label_noise,
                 "n_train": len(X_train),
                 "n_test": len(X_test),
+                "n_held_out_for_gate": len(full.y) - len(ds.y),
             }
         )
         best = None
