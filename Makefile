@@ -108,7 +108,7 @@ train: ## Train a new candidate (TRAIN_DATASET=, LABEL_NOISE=, TRAIN_SEED=)
 gate: ## Run the quality gate on @candidate (exit 1 stops the line)
 	@$(LAB) gate
 
-promote: ## Promote: TO=staging (candidate->staging) or TO=production (staging->production)
+promote: ## Promote: TO=staging (candidate->staging) or TO=production (staging->production, needs make load; SKIP_LOAD_GATE=1 overrides)
 	@$(LAB) promote
 
 rollback: ## Point @production back at the previous production version
@@ -120,7 +120,7 @@ status: ## Show which version each alias points to
 smoke: ## Smoke-test a model server (ALIAS=staging|production)
 	@$(LAB) smoke
 
-load: ## Locust latency gate against staging (LOAD_ALIAS=production for the other)
+load: ## Locust latency gate against staging, verdict recorded on the version (LOAD_ALIAS=production)
 	@$(LAB) load
 
 urls: ## Print the lab's URLs

@@ -53,6 +53,12 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     # No argparse `choices`: they are not checked against defaults, which come from make
     # variables; the pipeline checks every alias and names the variable.
     verbs["promote"].add_argument("--to", default=env("TO") or "staging", help="(TO=)")
+    verbs["promote"].add_argument(
+        "--skip-load-gate",
+        action="store_true",
+        default=env("SKIP_LOAD_GATE", "").strip().lower() in ("1", "true", "yes"),
+        help="production without a passed latency gate, recorded on the version (SKIP_LOAD_GATE=1)",
+    )
     verbs["smoke"].add_argument("--alias", default=env("ALIAS") or "staging", help="(ALIAS=)")
     verbs["load"].add_argument(
         "--alias", default=env("LOAD_ALIAS") or "staging", help="(LOAD_ALIAS=)"
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
             (settings.root / "reports" / "gate").mkdir(parents=True, exist_ok=True)
         b.gatekeeper("gate")
     elif verb == "promote":
-        pipeline.promote(b, args.to)
+        pipeline.promote(b, args.to, "SKIP_LOAD_GATE=1" if args.skip_load_gate else "")
     elif verb == "rollback":
         pipeline.rollback(b)
     elif verb == "status":
@@ -173,7 +179,7 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
     elif verb == "smoke":
         pipeline.smoke(b, args.alias)
     elif verb == "load":
-        b.load(pipeline.check_alias("LOAD_ALIAS", args.alias))
+        pipeline.load(b, args.alias)
     elif verb == "urls":
         print(urls.text(settings, mode))
     elif verb == "user":

@@ -2,7 +2,9 @@
 
     up        = prepare → tracking server → production found ? start servers : bootstrap
     bootstrap = train → gate → (promote → roll → smoke) for staging, then production
-    promote   = move the alias (the gatekeeper refuses an ungated version) → roll → smoke
+    promote   = move the alias (the gatekeeper refuses an ungated version, and for production
+                one without a passed latency gate) → roll → smoke
+    load      = Locust against a server → its verdict recorded on the version it served
     rollback  = move @production back → roll → smoke
 
 A backend (labctl.docker, labctl.local) says how each step runs; this module says in which
@@ -12,6 +14,7 @@ production model", or `up` would bootstrap over a lab that has one.
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 from labctl import lock, log, urls
@@ -20,6 +23,7 @@ from labctl.runner import Result
 from labctl.settings import Settings
 
 ALIASES = ("staging", "production")
+BOOTSTRAP_SKIP = "the lab's first production model (make up bootstraps it)"
 
 
 class Backend(Protocol):
@@ -32,6 +36,7 @@ class Backend(Protocol):
     def gatekeeper(self, *args: str, capture: bool = False) -> Result: ...
     def train(self) -> None: ...
     def roll(self, alias: str) -> None: ...
+    def load(self, alias: str) -> None: ...
     def server_url(self, alias: str) -> str: ...
     def record_mode(self) -> None: ...
 
@@ -66,12 +71,53 @@ def smoke(b: Backend, alias: str) -> None:
     b.gatekeeper("smoke", "--url", b.server_url(alias), "--alias", alias)
 
 
-def promote(b: Backend, to: str) -> None:
+def promote(b: Backend, to: str, skip_load_gate: str = "") -> None:
     check_alias("TO", to)
+    skip = ["--skip-load-gate", skip_load_gate] if skip_load_gate else []
     with lock.exclusive(b.s.lab_dir / "promote.lock", f"make promote TO={to}"):
-        b.gatekeeper("promote", "--to", to)
+        b.gatekeeper("promote", "--to", to, *skip)
         b.roll(to)
         smoke(b, to)
+
+
+def load(b: Backend, alias: str) -> None:
+    """Run the latency gate against a server, then record its verdict (and p95/p99) on the
+    version the server said it was serving: production takes only a version that passed."""
+    check_alias("LOAD_ALIAS", alias)
+    result_file = b.s.root / "reports" / "load" / "latency_gate.json"
+    result_file.unlink(missing_ok=True)
+    failure: CommandFailed | None = None
+    try:
+        b.load(alias)
+    except CommandFailed as exc:  # a failed gate is recorded too, then reported
+        failure = exc
+    try:
+        result = json.loads(result_file.read_text())
+    except (OSError, ValueError):
+        if failure is not None:
+            raise failure from None
+        raise LabError(f"the load test wrote no result ({result_file}): nothing recorded") from None
+    version = str(result.get("version") or "")
+    if not version.isdigit():
+        log.warn(f"the {alias} server did not say which version it served: nothing recorded")
+    else:
+        b.gatekeeper(
+            "record-load",
+            "--version",
+            version,
+            "--verdict",
+            "passed" if result.get("passed") and failure is None else "failed",
+            "--p95-ms",
+            str(float(result.get("p95_ms", 0.0))),
+            "--p99-ms",
+            str(float(result.get("p99_ms", 0.0))),
+            "--alias",
+            alias,
+            "--sha256",
+            str(result.get("model_sha256") or ""),
+        )
+    if failure is not None:
+        raise failure
 
 
 def rollback(b: Backend) -> None:
@@ -91,8 +137,10 @@ def bootstrap(b: Backend) -> None:
     )
     b.train()
     b.gatekeeper("gate")
-    for alias in ALIASES:
-        promote(b, alias)
+    promote(b, "staging")
+    # The first production model goes without a latency gate, so that a class is not kept
+    # waiting; the reason is recorded on the version, and every later promotion needs one.
+    promote(b, "production", skip_load_gate=BOOTSTRAP_SKIP)
 
 
 def up(b: Backend) -> None:

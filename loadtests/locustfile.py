@@ -22,6 +22,9 @@ from loadgate.thresholds import LoadThresholds, Summary, markdown, violations
 
 BATCH_ROWS = int(os.environ.get("LOAD_BATCH_ROWS", "32"))
 FEATURES: list[str] = []
+# What the server said it served when the run began: the result is recorded on that
+# version (make load), so a run during which the server switched models proves nothing.
+SERVED: dict[str, str] = {}
 
 
 @events.init.add_listener
@@ -35,7 +38,20 @@ def _preflight(environment, **_kwargs):
     host = (environment.host or "").rstrip("/")
     r = requests.get(f"{host}/model", timeout=10)
     r.raise_for_status()
-    FEATURES[:] = r.json()["features"]
+    body = r.json()
+    FEATURES[:] = body["features"]
+    SERVED.update(
+        version=str(body.get("version", "")),
+        sha256=str(body.get("sha256", "")),
+        alias=str(body.get("alias", "")),
+    )
+
+
+def _served_now(host: str) -> str:
+    try:
+        return str(requests.get(f"{host.rstrip('/')}/model", timeout=10).json().get("version"))
+    except (requests.RequestException, ValueError, AttributeError):
+        return "unknown"
 
 
 def _row() -> dict[str, float]:
@@ -86,6 +102,12 @@ def _latency_gate(environment, **_kwargs):
     )
     thresholds = LoadThresholds.from_env()
     broken = violations(summary, thresholds)
+    now_serving = _served_now(environment.host or "")
+    if SERVED.get("version") and now_serving != SERVED["version"]:
+        broken.append(
+            f"the server switched from version {SERVED['version']} to {now_serving} during "
+            "the run: the figures mix two models"
+        )
     report = markdown(summary, thresholds, broken)
     out = os.environ.get("LOAD_REPORT_DIR")
     if out:
@@ -96,6 +118,9 @@ def _latency_gate(environment, **_kwargs):
                 {
                     "passed": not broken,
                     "violations": broken,
+                    "version": SERVED.get("version", ""),
+                    "model_sha256": SERVED.get("sha256", ""),
+                    "alias": SERVED.get("alias", ""),
                     **summary.__dict__,
                     "failure_ratio": summary.failure_ratio,
                     "thresholds": thresholds.__dict__,

@@ -1,4 +1,4 @@
-"""`python -m gatekeeper {gate,promote,rollback,status}`.
+"""`python -m gatekeeper {gate,promote,record-load,rollback,smoke,status}`.
 
 Exit codes: 0 pass/done, 1 gate failed or promotion refused (stop the line),
 2 usage, configuration or infrastructure error. Nothing moves unless the exit is 0.
@@ -24,6 +24,19 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("promote", help="move candidate->staging or staging->production")
     pr.add_argument("--to", required=True, choices=["staging", "production"])
     pr.add_argument("--version", help="model version to promote (default: the source alias)")
+    pr.add_argument(
+        "--skip-load-gate",
+        metavar="REASON",
+        default="",
+        help="promote to production without a passed latency gate (the reason is recorded)",
+    )
+    rl = sub.add_parser("record-load", help="record a latency gate's result on a version")
+    rl.add_argument("--version", required=True, help="the version the server was serving")
+    rl.add_argument("--verdict", required=True, choices=["passed", "failed"])
+    rl.add_argument("--p95-ms", type=float, required=True)
+    rl.add_argument("--p99-ms", type=float, required=True)
+    rl.add_argument("--alias", required=True, help="the server it was measured on")
+    rl.add_argument("--sha256", default="", help="the model files' sha256 the server reported")
     sub.add_parser("rollback", help="point @production back at the version it replaced")
     sm = sub.add_parser("smoke", help="check a model server serves the version behind its alias")
     sm.add_argument("--url", required=True, help="base URL of the model server")
@@ -80,13 +93,28 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_FAILED
             print(f"gatekeeper: version {result.version} passed the gate")
         elif args.command == "promote":
-            version, previous = lifecycle.promote(client, cfg, args.to, args.version)
+            version, previous = lifecycle.promote(
+                client, cfg, args.to, args.version, args.skip_load_gate
+            )
             if previous == version:
                 print(f"gatekeeper: {name}@{args.to} already points to version {version}")
             else:
                 print(
                     f"gatekeeper: {name}@{args.to} -> version {version} (was {previous or 'unset'})"
                 )
+        elif args.command == "record-load":
+            lifecycle.record_load(
+                client,
+                cfg,
+                args.version,
+                args.verdict == "passed",
+                args.p95_ms,
+                args.p99_ms,
+                args.alias,
+                args.sha256,
+            )
+            verdict = client.get_model_version(name, args.version).tags.get("load.verdict")
+            print(f"gatekeeper: version {args.version}: load.verdict={verdict}")
         elif args.command == "rollback":
             restored, rolled_back = lifecycle.rollback(client, cfg)
             print(

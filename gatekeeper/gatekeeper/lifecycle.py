@@ -267,10 +267,49 @@ def _alias_is(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -
         return False
 
 
+def record_load(
+    client: MlflowClient,
+    cfg: GateConfig,
+    version: str,
+    passed: bool,
+    p95_ms: float,
+    p99_ms: float,
+    alias: str,
+    sha256: str = "",
+) -> None:
+    """Record the latency gate's verdict on the version the server said it was serving.
+
+    The verdict is written last, as the gate's is: `load.verdict` never reads `passed`
+    without the figures it was given for. A result measured on other files than the ones
+    that passed the gate is recorded as failed."""
+    tags = client.get_model_version(cfg.model_name, version).tags
+    gated = tags.get(trusted.FINGERPRINT_TAG, "")
+    if passed and sha256 and gated and sha256 != gated:
+        log.warning("version %s: the server measured files other than the gated ones", version)
+        passed = False
+    for key, value in {
+        "load.p95_ms": f"{p95_ms:.1f}",
+        "load.p99_ms": f"{p99_ms:.1f}",
+        "load.alias": alias,
+        "load.model_sha256": sha256 or "unknown",
+        "load.at": now(),
+        "load.verdict": "passed" if passed else "failed",
+    }.items():
+        client.set_model_version_tag(cfg.model_name, version, key, value)
+
+
 def promote(
-    client: MlflowClient, cfg: GateConfig, target: str, version: str | None = None
+    client: MlflowClient,
+    cfg: GateConfig,
+    target: str,
+    version: str | None = None,
+    skip_load_gate: str = "",
 ) -> tuple[str, str | None]:
-    """Move `target` (staging or production) to a gated version; return (new, previous)."""
+    """Move `target` (staging or production) to a gated version; return (new, previous).
+
+    Production also wants a passed latency gate (`load.verdict`, written by `make load`)
+    on that version, unless `skip_load_gate` gives the reason to go without one; the
+    reason is recorded on the version."""
     if target not in SOURCE_OF:
         raise UsageError(f"can only promote to {' or '.join(SOURCE_OF)}, not {target!r}")
     source = SOURCE_OF[target]
@@ -298,11 +337,23 @@ def promote(
     previous = alias_version(client, cfg.model_name, target)
     if previous == version:
         return version, previous
+    load_verdict = mv.tags.get("load.verdict")
+    if target == PRODUCTION and load_verdict != "passed" and not skip_load_gate:
+        raise Refused(
+            f"version {version} has not passed the latency gate (load.verdict="
+            f"{load_verdict or 'never load-tested'}): run make load against staging first, "
+            "or promote with SKIP_LOAD_GATE=1 to go without it (recorded on the version)"
+        )
     # Written before the move so that rollback can always find its way back; harmless if
     # the move then fails, since rollback only reads it from the current production version.
     client.set_model_version_tag(
         cfg.model_name, version, f"promoted.{target}.previous", previous or "none"
     )
+    if target == PRODUCTION:
+        load_gate = "passed" if load_verdict == "passed" else f"skipped: {skip_load_gate}"
+        client.set_model_version_tag(
+            cfg.model_name, version, "promoted.production.load_gate", load_gate
+        )
     _move(client, cfg, target, version)
     stamp = now()
     _record(

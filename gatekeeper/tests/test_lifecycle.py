@@ -14,8 +14,8 @@ def cfg(registry_url=""):
 
 def versions():
     return {
-        "1": {"gate.verdict": "passed", "git_sha": "sha1"},
-        "2": {"gate.verdict": "passed", "git_sha": "sha2"},
+        "1": {"gate.verdict": "passed", "git_sha": "sha1", "load.verdict": "passed"},
+        "2": {"gate.verdict": "passed", "git_sha": "sha2", "load.verdict": "passed"},
         "3": {"gate.verdict": "failed", "git_sha": "sha2"},
     }
 
@@ -110,7 +110,7 @@ class FaultyWorld:
         self.tags = {
             "1": {"gate.verdict": "passed", "git_sha": "sha1"},
             "2": {"gate.verdict": "passed", "git_sha": "sha2", "promoted.production.previous": "1"},
-            "3": {"gate.verdict": "passed", "git_sha": "sha3"},
+            "3": {"gate.verdict": "passed", "git_sha": "sha3", "load.verdict": "passed"},
         }
         self.aliases = {"candidate": "3", "staging": "3", "production": "2"}
         self.images = {
@@ -290,3 +290,51 @@ def test_an_alias_write_applied_before_ctrl_c_keeps_its_image_tag(fake_client, f
         lifecycle.promote(client, cfg(url), "staging")
     assert client.aliases["staging"] == "2"
     assert manifests["staging"] == manifests["sha2"]
+
+
+@pytest.mark.parametrize("load_verdict", [None, "failed"])
+def test_production_wants_a_passed_latency_gate(fake_client, load_verdict):
+    vs = versions()
+    del vs["2"]["load.verdict"]
+    if load_verdict:
+        vs["2"]["load.verdict"] = load_verdict
+    client = fake_client(vs, {"staging": "2", "production": "1"})
+    with pytest.raises(lifecycle.Refused, match=r"has not passed the latency gate.*make load"):
+        lifecycle.promote(client, cfg(), "production")
+    assert client.aliases == {"staging": "2", "production": "1"}
+    assert "promoted.production.previous" not in client.versions["2"]
+    # Staging never needs it: it is where the latency gate is run.
+    client.aliases["candidate"] = "2"
+    lifecycle.promote(client, cfg(), "staging", "2")
+
+
+def test_the_explicit_override_is_recorded_on_the_version(fake_client):
+    vs = versions()
+    del vs["2"]["load.verdict"]
+    client = fake_client(vs, {"staging": "2", "production": "1"})
+    assert lifecycle.promote(client, cfg(), "production", skip_load_gate="by tester") == ("2", "1")
+    assert client.versions["2"]["promoted.production.load_gate"] == "skipped: by tester"
+    client2 = fake_client(versions(), {"staging": "2", "production": "1"})
+    lifecycle.promote(client2, cfg(), "production")
+    assert client2.versions["2"]["promoted.production.load_gate"] == "passed"
+
+
+def test_record_load_writes_the_figures_and_the_verdict_last(fake_client):
+    written = []
+
+    class Recording(fake_client):
+        def set_model_version_tag(self, name, version, key, value):
+            written.append(key)
+            super().set_model_version_tag(name, version, key, value)
+
+    vs = versions()
+    vs["2"]["gate.model_sha256"] = "abc"
+    client = Recording(vs, {"staging": "2"})
+    lifecycle.record_load(client, cfg(), "2", True, 12.34, 40.0, "staging", "abc")
+    tags = client.versions["2"]
+    assert tags["load.verdict"] == "passed" and tags["load.p95_ms"] == "12.3"
+    assert tags["load.p99_ms"] == "40.0" and tags["load.alias"] == "staging"
+    assert written[-1] == "load.verdict"
+    # Figures measured on other files than the gated ones do not count as a pass.
+    lifecycle.record_load(client, cfg(), "2", True, 1.0, 2.0, "staging", "other")
+    assert client.versions["2"]["load.verdict"] == "failed"

@@ -206,3 +206,81 @@ def test_report_folders_are_handed_over_without_following_links(tmp_path, monkey
         str(reports / "link"),
     }
     assert all(follow is False for _, follow in owned)
+
+
+class LoadBackend(StepBackend):
+    """A backend whose load test writes `result` (None: nothing) and exits `rc`."""
+
+    def __init__(self, settings, result: dict | None, rc: int = 0):
+        super().__init__(settings, Result(0, "3\n"))
+        self.result, self.rc, self.recorded = result, rc, []
+
+    def load(self, alias):
+        import json
+
+        if self.result is not None:
+            path = self.s.root / "reports" / "load" / "latency_gate.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.result))
+        if self.rc:
+            raise CommandFailed(["locust"], self.rc)
+
+    def gatekeeper(self, *args, capture=False):
+        self.recorded.append(args)
+        return Result(0)
+
+
+RESULT = {"passed": True, "version": "7", "p95_ms": 12.5, "p99_ms": 30, "model_sha256": "ab"}
+
+
+def test_load_records_the_verdict_on_the_version_the_server_served(settings_for):
+    b = LoadBackend(settings_for(), RESULT)
+    pipeline.load(b, "staging")
+    (args,) = b.recorded
+    flags = dict(zip(args[1::2], args[2::2], strict=False))
+    assert args[0] == "record-load"
+    assert flags == {
+        "--version": "7",
+        "--verdict": "passed",
+        "--p95-ms": "12.5",
+        "--p99-ms": "30.0",
+        "--alias": "staging",
+        "--sha256": "ab",
+    }
+
+
+def test_a_failed_load_gate_is_recorded_then_reported(settings_for):
+    b = LoadBackend(settings_for(), {**RESULT, "passed": False}, rc=1)
+    with pytest.raises(CommandFailed):
+        pipeline.load(b, "staging")
+    assert b.recorded[0][b.recorded[0].index("--verdict") + 1] == "failed"
+
+
+def test_a_stale_result_is_never_recorded(settings_for):
+    settings = settings_for()
+    stale = settings.root / "reports" / "load" / "latency_gate.json"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text('{"passed": true, "version": "7"}')
+    b = LoadBackend(settings, None, rc=2)  # locust stopped before writing anything
+    with pytest.raises(CommandFailed):
+        pipeline.load(b, "staging")
+    assert b.recorded == []
+    with pytest.raises(LabError, match="wrote no result"):
+        pipeline.load(LoadBackend(settings, None), "staging")
+
+
+def test_bootstrap_records_why_production_went_without_a_load_gate(settings_for):
+    b = StepBackend(settings_for(), Result(0, "\n"))
+    seen = []
+    original = b.gatekeeper
+
+    def gatekeeper(*args, capture=False):
+        seen.append(args)
+        return original(*args, capture=capture)
+
+    b.gatekeeper = gatekeeper
+    pipeline.up(b)
+    staging = next(a for a in seen if a[:3] == ("promote", "--to", "staging"))
+    production = next(a for a in seen if a[:3] == ("promote", "--to", "production"))
+    assert "--skip-load-gate" not in staging
+    assert production[3:] == ("--skip-load-gate", pipeline.BOOTSTRAP_SKIP)

@@ -81,7 +81,14 @@ def wait_version(url: str, version: str, timeout: float = 120) -> None:
 def promote_new_candidate(lab: Lab) -> str:
     """Train a candidate and take it through gate, staging and production with the make
     targets a student uses; returns its version once the production server serves it."""
-    for args in (("train",), ("gate",), ("promote", "TO=staging"), ("promote", "TO=production")):
+    steps = (
+        ("train",),
+        ("gate",),
+        ("promote", "TO=staging"),
+        ("load", "LOCUST_RUN_TIME=5s"),
+        ("promote", "TO=production"),
+    )
+    for args in steps:
         r = lab.make(*args)
         assert r.returncode == 0, f"make {' '.join(args)}:\n{r.stdout[-3000:]}{r.stderr[-3000:]}"
     version = lab.aliases()["production"]

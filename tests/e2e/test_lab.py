@@ -182,9 +182,20 @@ def test_a_new_candidate_moves_through_staging_then_production(lab, settled):
     wait_version(lab.staging, candidate)
     assert served_version(lab.production) == before["production"]
     assert lab.aliases()["production"] == before["production"]
+    # Production takes only a version that passed the latency gate on staging.
+    r = lab.make("promote", "TO=production")
+    assert r.returncode == 1 and "has not passed the latency gate" in r.stderr, r.stderr
+    assert lab.aliases()["production"] == before["production"]
+    r = lab.make("load", "LOCUST_RUN_TIME=5s")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    tags = lab.client().get_model_version(lab.model_name, candidate).tags
+    assert tags["load.verdict"] == "passed" and tags["load.alias"] == "staging"
+    assert float(tags["load.p99_ms"]) > 0
     r = lab.make("promote", "TO=production")
     assert r.returncode == 0, r.stderr[-3000:]
     wait_version(lab.production, candidate)
+    tags = lab.client().get_model_version(lab.model_name, candidate).tags
+    assert tags["promoted.production.load_gate"] == "passed"
 
 
 def test_rollback_restores_the_previous_version_with_zero_failed_requests(

@@ -61,9 +61,17 @@ def test_promote_and_rollback_move_aliases(mlflow_server, clone_model):
     for v in (v1, v2):
         client.set_registered_model_alias(name, "candidate", v)
         assert gk(mlflow_server, "gate", **env).returncode == 0
-        for target in ("staging", "production"):
-            r = gk(mlflow_server, "promote", "--to", target, **env)
-            assert r.returncode == 0, r.stderr
+        r = gk(mlflow_server, "promote", "--to", "staging", **env)
+        assert r.returncode == 0, r.stderr
+        # Production wants the latency gate's verdict on the version (make load records it).
+        r = gk(mlflow_server, "promote", "--to", "production", **env)
+        assert r.returncode == 1 and "has not passed the latency gate" in r.stderr
+        sha = client.get_model_version(name, v).tags["gate.model_sha256"]
+        load = ["--p95-ms", "10", "--p99-ms", "20", "--alias", "staging", "--sha256", sha]
+        r = gk(mlflow_server, "record-load", "--version", v, "--verdict", "passed", *load, **env)
+        assert r.returncode == 0 and "load.verdict=passed" in r.stdout, r.stderr
+        r = gk(mlflow_server, "promote", "--to", "production", **env)
+        assert r.returncode == 0, r.stderr
     assert aliases(client, name) == {"candidate": v2, "staging": v2, "production": v2}
     assert client.get_model_version(name, v2).tags["promoted.production.previous"] == v1
     assert client.get_model_version(name, v2).tags["promoted.production.by"] == "pytest"

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 from mlflow import MlflowClient
 
 from labctl.processes import ROOT
@@ -57,6 +58,10 @@ def test_loose_thresholds_pass(server_url, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     result = json.loads((tmp_path / "latency_gate.json").read_text())
     assert result["passed"] and result["failures"] == 0 and result["requests"] >= 20
+    served = requests.get(f"{server_url}/model", timeout=5).json()
+    # The version measured, so that make load can record the verdict on it.
+    assert result["version"] == served["version"] and result["alias"] == "staging"
+    assert result["model_sha256"] == served["sha256"]
 
 
 def test_impossible_thresholds_fail(server_url, tmp_path):

@@ -86,9 +86,9 @@ def without_holdout(ds: Dataset) -> Dataset:
 def degrade(ds: Dataset, *, label_noise: float, null_fraction: float, seed: int) -> Dataset:
     """Corrupt the data for exercises: flip a share of labels, blank a share of cells.
 
-    Label noise reassigns each chosen row to a different class, on the whole dataset
-    (the source is corrupt, so evaluation labels are too): a model trained on it scores
-    visibly worse and the gate must block it.
+    Label noise reassigns each chosen row to a different class, on the rows training uses
+    (its own test split included, so the run's logged metrics look as bad as its data):
+    the gate measures the model on its held-out set, whose labels are the true ones.
     """
     if label_noise <= 0 and null_fraction <= 0:
         return ds
