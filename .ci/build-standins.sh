@@ -6,6 +6,7 @@
 #   mlops-lab-ci/postgres:15-bookworm  for postgres:15.14-bookworm        (.ci/standins/postgres)
 #   mlops-lab-ci/registry:2.8          for registry:2.8.3                 (.ci/standins/registry)
 #   mlops-lab-ci/seaweedfs:4.48        for chrislusf/seaweedfs:4.48       (.ci/standins/seaweedfs)
+#   mlops-lab-ci/nginx:1.27            for nginxinc/nginx-unprivileged:1.27-alpine (.ci/standins/nginx)
 #
 # The Python base is built only when missing (`docker image inspect`), the Dockerfile
 # stand-ins every time (cached layers make that fast); set
@@ -27,6 +28,7 @@ PY_IMAGE="mlops-lab-ci/python:3.11-bookworm"
 PG_IMAGE="mlops-lab-ci/postgres:15-bookworm"
 REG_IMAGE="mlops-lab-ci/registry:2.8"
 SW_IMAGE="mlops-lab-ci/seaweedfs:4.48"
+NGINX_IMAGE="mlops-lab-ci/nginx:1.27"
 
 PIP_CA_BUNDLE="${PIP_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 REBUILD="${STANDINS_REBUILD:-0}"
@@ -184,6 +186,7 @@ step "$PY_IMAGE"  build_python_base
 step "$PG_IMAGE"  build_dockerfile "$PG_IMAGE"  "$STANDINS/postgres"
 step "$REG_IMAGE" build_dockerfile "$REG_IMAGE" "$STANDINS/registry"
 step "$SW_IMAGE"  build_dockerfile "$SW_IMAGE"  "$STANDINS/seaweedfs"
+step "$NGINX_IMAGE" build_dockerfile "$NGINX_IMAGE" "$STANDINS/nginx"
 
 log "summary:"
 for line in "${SUMMARY[@]}"; do log "  $line"; done

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from labctl import doctor, log, state
+from labctl import doctor, log, production, state
 from labctl.errors import CommandFailed, LabError
 from labctl.runner import Result, Runner
 from labctl.settings import REGISTRY_USER, Settings, ensure_env, reload
@@ -25,6 +27,10 @@ BUILT = {
     "locust": "loadtests",
 }
 ALL_PROFILES = ("build", "jobs", "load", "minio", "seaweedfs")
+# How long the proxy may take to answer for the new colour after its reload, and how long
+# the old colour keeps running after that for the responses it still owes.
+SWITCH_TIMEOUT_S = 30
+DRAIN_S = 2.0
 MANIFEST_ACCEPT = (
     "application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json, "
@@ -32,6 +38,17 @@ MANIFEST_ACCEPT = (
 )
 # The uid of the images' non-root user: as root (CI), jobs run as it and own the reports.
 IMAGE_UID = "10001"
+
+
+def served_version(url: str) -> str | None:
+    """The version a model server (or the proxy) says it serves on /model; None if it does
+    not answer."""
+    try:
+        # The URL is the lab's own http:// address, built from its settings.
+        with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310
+            return str(json.loads(r.read()).get("version"))
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
 
 
 class DockerBackend:
@@ -43,6 +60,9 @@ class DockerBackend:
 
     # ------------------------------------------------------------------ helpers
     def compose(self, *args: str, profiles: tuple[str, ...] = ()) -> list[str]:
+        # The production colours' versions and tags, which compose/compose.yaml reads.
+        state = production.load(self.s.lab_dir) or production.Production()
+        self.runner.env.update(state.env())
         files = ["-f", str(self.s.root / "compose" / "compose.yaml")]
         if self.s.auth:  # classroom mode: the registry behind a login
             files += ["-f", str(self.s.root / "compose" / "classroom.yaml")]
@@ -158,8 +178,107 @@ class DockerBackend:
             **kwargs,
         )
 
+    blue_green = True
+
     def start_servers(self) -> None:
-        self._pull_up("serving-staging", "serving-production")
+        self._pull_up("serving-staging")
+        self.start_production()
+
+    # ---------------------------------------------------------- production
+    def _production_target(self) -> tuple[str, str]:
+        """(version, git sha) that @production names, from the registry."""
+        r = self.gatekeeper("status", "--json", capture=True)
+        text = r.stdout[r.stdout.index("[") :] if "[" in r.stdout else "[]"
+        for row in json.loads(text):
+            if row.get("alias") == "production" and row.get("version"):
+                return str(row["version"]), str(row.get("git_sha") or "")
+        raise LabError("the registry has no @production to serve: run make up to bootstrap")
+
+    def start_production(self) -> None:
+        """The live colour and the proxy in front of it. A lab without a saved state (first
+        start, restored state) starts blue on @production; one whose alias moved while it
+        was down (the UI, a script) is brought onto the alias the verified way."""
+        state = production.load(self.s.lab_dir)
+        version, sha = self._production_target()
+        if state is None or state.serving() is None:
+            state = production.Production("blue", {"blue": {"version": version, "tag": sha}})
+            production.save(self.s.lab_dir, state)
+        live = state.serving() or {}
+        production.write_upstream(self.s.lab_dir, state.live)
+        self._pull_up(f"serving-{state.live}")
+        self._pull_up("serving-production")
+        if live.get("version") != version:
+            log.warn(
+                f"@production points to version {version} but production serves version "
+                f"{live.get('version')}: moving production to {version}, checked first"
+            )
+            url = self.prepare_production(version, sha)
+            try:
+                self.gatekeeper(
+                    "smoke", "--url", url, "--alias", "production", "--version", version
+                )
+            except CommandFailed:
+                self.abort_production()
+                raise
+            self.switch_production()
+
+    def prepare_production(self, version: str, sha: str) -> str:
+        """Start the idle colour pinned to `version` on its commit's image; returns the URL
+        the gatekeeper reaches it at. Clients still reach only the live colour."""
+        if not sha or sha == "unknown":
+            raise LabError(f"version {version} has no git_sha: no image to serve it with")
+        # Before the first production model (the bootstrap), blue is the idle colour.
+        state = production.load(self.s.lab_dir) or production.Production("green")
+        if state.serving() is None:
+            state = production.Production("green")
+        idle = state.idle
+        state.colours[idle] = {"version": version, "tag": sha}
+        production.save(self.s.lab_dir, state)
+        log.info(f"starting production's idle colour ({idle}) on version {version} ({sha})")
+        self._pull_up(f"serving-{idle}")
+        return f"http://serving-{idle}:8080"
+
+    def abort_production(self) -> None:
+        """The idle colour failed its checks: stop it; clients never reached it."""
+        state = production.load(self.s.lab_dir)
+        if state is None:
+            return
+        idle = state.idle
+        self.runner.run(self.compose("stop", f"serving-{idle}"), check=False)
+        state.colours.pop(idle, None)
+        production.save(self.s.lab_dir, state)
+        log.warn(f"production stays on {state.live}: the {idle} colour was stopped")
+
+    def switch_production(self) -> None:
+        """Point the proxy at the idle colour (one graceful reload), wait until it answers
+        for it, then stop the old colour once its last requests are done."""
+        state = production.load(self.s.lab_dir)
+        if state is None or state.idle not in state.colours:
+            raise LabError("no verified idle colour to switch production to")
+        old, new = state.live, state.idle
+        expected = state.colours[new]["version"]
+        production.write_upstream(self.s.lab_dir, new)
+        self._pull_up("serving-production")  # started by the first promotion
+        self.runner.run(self.compose("kill", "--signal", "HUP", "serving-production"))
+        url = f"http://{self.s.client_host}:{self.s.get('PRODUCTION_PORT')}/model"
+        deadline = time.monotonic() + SWITCH_TIMEOUT_S
+        while served_version(url) != expected:
+            if time.monotonic() > deadline:
+                production.write_upstream(self.s.lab_dir, old)
+                self.runner.run(self.compose("kill", "--signal", "HUP", "serving-production"))
+                raise LabError(
+                    f"the production proxy did not switch to {new} (version {expected}) "
+                    f"within {SWITCH_TIMEOUT_S} s: it stays on {old}; see make logs "
+                    "SERVICE=serving-production"
+                )
+            time.sleep(0.2)
+        state.live = new
+        production.save(self.s.lab_dir, state)
+        log.good(f"production switched to {new} (version {expected})")
+        time.sleep(DRAIN_S)  # the old workers' last responses
+        self.runner.run(self.compose("stop", f"serving-{old}"))
+        state.colours.pop(old, None)
+        production.save(self.s.lab_dir, state)
 
     def gatekeeper(self, *args: str, capture: bool = False) -> Result:
         return self._job("jobs", "gatekeeper", *args, capture=capture)
@@ -169,7 +288,10 @@ class DockerBackend:
         self.runner.run(self.compose("run", "--rm", "--no-TTY", "training", profiles=("jobs",)))
 
     def roll(self, alias: str) -> None:
-        """Bring a server onto the image its tag now names (recreated only if it changed)."""
+        """Bring a server onto the image its tag now names (recreated only if it changed);
+        production is switched by switch_production instead."""
+        if alias == "production":
+            return
         self._pull_up(f"serving-{alias}")
 
     def server_url(self, alias: str) -> str:

@@ -261,6 +261,8 @@ class LocalBackend:
     def train(self) -> None:
         self.python("-m", "trainer")
 
+    blue_green = False  # production follows its alias in one process (docker mode: blue/green)
+
     def roll(self, alias: str) -> None:
         """The servers follow their alias; make sure this one runs and answers."""
         self.serving_up(alias)

@@ -71,12 +71,42 @@ def smoke(b: Backend, alias: str) -> None:
     b.gatekeeper("smoke", "--url", b.server_url(alias), "--alias", alias)
 
 
+def checked_target(b: Backend, *args: str) -> tuple[str, str]:
+    """Run a gatekeeper command with --check (every rule, nothing moved) and return the
+    (version, git sha) it names."""
+    out = b.gatekeeper(*args, "--check", capture=True).stdout.replace("\r", "")
+    for line in reversed(out.splitlines()):
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("version", "").isdigit():
+            return fields["version"], fields.get("git_sha", "")
+    raise LabError(f"the gatekeeper's check named no version: {out.strip()[-200:]!r}")
+
+
+def _verified_production_change(b: Backend, check: tuple[str, ...], move: tuple[str, ...]):
+    """Blue/green: the new version on the idle colour, smoke-tested there, then the alias
+    moves and the proxy switches. A failure before the move stops the idle colour and
+    leaves production (alias, image tag, traffic) exactly as it was."""
+    version, sha = checked_target(b, *check)
+    url = b.prepare_production(version, sha)
+    try:
+        b.gatekeeper("smoke", "--url", url, "--alias", "production", "--version", version)
+        b.gatekeeper(*move)
+    except BaseException:
+        b.abort_production()
+        raise
+    b.switch_production()
+
+
 def promote(b: Backend, to: str, skip_load_gate: str = "") -> None:
     check_alias("TO", to)
-    skip = ["--skip-load-gate", skip_load_gate] if skip_load_gate else []
+    skip = ("--skip-load-gate", skip_load_gate) if skip_load_gate else ()
     with lock.exclusive(b.s.lab_dir / "promote.lock", f"make promote TO={to}"):
-        b.gatekeeper("promote", "--to", to, *skip)
-        b.roll(to)
+        if to == "production" and getattr(b, "blue_green", False):
+            args = ("promote", "--to", to, *skip)
+            _verified_production_change(b, args, args)
+        else:
+            b.gatekeeper("promote", "--to", to, *skip)
+            b.roll(to)
         smoke(b, to)
 
 
@@ -124,7 +154,10 @@ def rollback(b: Backend) -> None:
     """Production back to the version it replaced; the version taken out is revoked, and
     @staging leaves it when it pointed there, so both servers are rolled and checked."""
     with lock.exclusive(b.s.lab_dir / "promote.lock", "make rollback"):
-        b.gatekeeper("rollback")
+        if getattr(b, "blue_green", False):
+            _verified_production_change(b, ("rollback",), ("rollback",))
+        else:
+            b.gatekeeper("rollback")
         for alias in ("production", "staging"):
             b.roll(alias)
             smoke(b, alias)

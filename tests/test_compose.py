@@ -30,7 +30,9 @@ def test_every_container_has_a_memory_and_a_pid_limit(name):
 def test_the_long_running_services_fit_a_laptop_with_8_gb():
     """Everything but the one-shot jobs runs at once: it must leave the laptop room."""
     jobs = {"training", "gatekeeper", "locust", "s3-init"}
-    servers = {n: s for n, s in RUNNING.items() if n not in jobs and n != "minio"}
+    # One production colour runs outside a switch (the other only while one is verified).
+    idle = {"minio", "serving-green"}
+    servers = {n: s for n, s in RUNNING.items() if n not in jobs and n not in idle}
     total = sum(_bytes(s["deploy"]["resources"]["limits"]["memory"]) for s in servers.values())
     biggest_job = max(_bytes(RUNNING[n]["deploy"]["resources"]["limits"]["memory"]) for n in jobs)
     assert total + biggest_job <= 6 << 30, total

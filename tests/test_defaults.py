@@ -50,7 +50,8 @@ CONFIGS: dict[str, tuple[type, ...]] = {
 }
 
 # Services that run an upstream image: their environment is that image's contract.
-UPSTREAM_SERVICES = {"postgres", "minio", "seaweedfs", "registry"}
+# serving-production is the production proxy (nginx) in front of serving-blue/-green.
+UPSTREAM_SERVICES = {"postgres", "minio", "seaweedfs", "registry", "serving-production"}
 
 # Read by the libraries the components run on (MLflow, boto3, Locust), not by our code.
 LIBRARY_PREFIXES = ("MLFLOW_", "AWS_", "LOCUST_")
@@ -71,6 +72,12 @@ ONE_SIDED = {
     "LOAD_TARGET": "the server make load aims at (LOAD_ALIAS)",
     "GITHUB_ACTOR": "set by GitHub Actions; the gatekeeper records it as the actor",
     "USER": "the login name; the gatekeeper records it as the actor",
+    **{
+        f"PRODUCTION_{colour}_{what}": "the production colours' version and image tag; make "
+        "keeps them in .lab/production.json"
+        for colour in ("BLUE", "GREEN")
+        for what in ("VERSION", "TAG")
+    },
 }
 
 # A compose default that differs from the code default on purpose, with the reason.

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="promote to production without a passed latency gate (the reason is recorded)",
     )
+    pr.add_argument(
+        "--check",
+        action="store_true",
+        help="check every rule and print the version and its git sha; move nothing",
+    )
     rl = sub.add_parser("record-load", help="record a latency gate's result on a version")
     rl.add_argument("--version", required=True, help="the version the server was serving")
     rl.add_argument("--verdict", required=True, choices=["passed", "failed"])
@@ -37,10 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     rl.add_argument("--p99-ms", type=float, required=True)
     rl.add_argument("--alias", required=True, help="the server it was measured on")
     rl.add_argument("--sha256", default="", help="the model files' sha256 the server reported")
-    sub.add_parser("rollback", help="point @production back at the version it replaced")
+    rb = sub.add_parser("rollback", help="point @production back at the version it replaced")
+    rb.add_argument(
+        "--check",
+        action="store_true",
+        help="check every rule and print the version it would restore; move nothing",
+    )
     sm = sub.add_parser("smoke", help="check a model server serves the version behind its alias")
     sm.add_argument("--url", required=True, help="base URL of the model server")
     sm.add_argument("--alias", required=True, help="the alias it should be serving")
+    sm.add_argument("--version", help="the version it should serve (default: the alias's)")
     sm.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it")
     st = sub.add_parser("status", help="which version each alias points to")
     st.add_argument("--json", action="store_true", help="machine-readable output")
@@ -94,9 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gatekeeper: version {result.version} passed the gate")
         elif args.command == "promote":
             version, previous = lifecycle.promote(
-                client, cfg, args.to, args.version, args.skip_load_gate
+                client, cfg, args.to, args.version, args.skip_load_gate, check_only=args.check
             )
-            if previous == version:
+            if args.check:
+                sha = client.get_model_version(name, version).tags.get("git_sha", "unknown")
+                print(f"gatekeeper: may promote version={version} git_sha={sha} to @{args.to}")
+                print(f"version={version} git_sha={sha} previous={previous or 'none'}")
+            elif previous == version:
                 print(f"gatekeeper: {name}@{args.to} already points to version {version}")
             else:
                 print(
@@ -116,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             verdict = client.get_model_version(name, args.version).tags.get("load.verdict")
             print(f"gatekeeper: version {args.version}: load.verdict={verdict}")
         elif args.command == "rollback":
-            restored, rolled_back = lifecycle.rollback(client, cfg)
+            restored, rolled_back = lifecycle.rollback(client, cfg, check_only=args.check)
+            if args.check:
+                sha = client.get_model_version(name, restored).tags.get("git_sha", "unknown")
+                print(f"gatekeeper: may roll back from version {rolled_back} to {restored}")
+                print(f"version={restored} git_sha={sha} previous={rolled_back}")
+                return EXIT_OK
             print(
                 f"gatekeeper: {name}@production rolled back from version {rolled_back} "
                 f"to version {restored}"
@@ -124,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "smoke":
             from gatekeeper.smoke import SmokeFailed, smoke
 
-            expected = lifecycle.alias_version(client, name, args.alias)
+            expected = args.version or lifecycle.alias_version(client, name, args.alias)
             try:
                 print("gatekeeper: smoke ok: " + smoke(args.url, expected, args.timeout))
             except SmokeFailed as exc:

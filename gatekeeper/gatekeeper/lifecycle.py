@@ -304,6 +304,7 @@ def promote(
     target: str,
     version: str | None = None,
     skip_load_gate: str = "",
+    check_only: bool = False,
 ) -> tuple[str, str | None]:
     """Move `target` (staging or production) to a gated version; return (new, previous).
 
@@ -344,6 +345,8 @@ def promote(
             f"{load_verdict or 'never load-tested'}): run make load against staging first, "
             "or promote with SKIP_LOAD_GATE=1 to go without it (recorded on the version)"
         )
+    if check_only:  # every rule checked, nothing written
+        return version, previous
     # Written before the move so that rollback can always find its way back; harmless if
     # the move then fails, since rollback only reads it from the current production version.
     client.set_model_version_tag(
@@ -385,7 +388,7 @@ def _record(client: MlflowClient, cfg: GateConfig, version: str, tags: dict[str,
             )
 
 
-def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
+def rollback(client: MlflowClient, cfg: GateConfig, check_only: bool = False) -> tuple[str, str]:
     """Point @production back at the version it replaced, and revoke the version taken out:
     it can never be promoted again, and @staging leaves it (for the restored version).
     Returns (restored, rolled_back)."""
@@ -402,13 +405,15 @@ def rollback(client: MlflowClient, cfg: GateConfig) -> tuple[str, str]:
     if restored.get("gate.verdict") == REVOKED:
         raise Refused(f"version {previous}, which {current} replaced, was revoked itself")
     registry = _image_registry(cfg)
-    if registry is not None:  # checked before anything changes: the move must be possible
-        sha = restored.get("git_sha", "")
-        if not sha or sha == "unknown" or registry.get(sha) is None:
-            raise UsageError(
-                f"version {previous} has no serving image ({sha or 'no git_sha'}) in the "
-                "registry to roll back to"
-            )
+    sha = restored.get("git_sha", "")
+    # Checked before anything changes: the move must be possible.
+    if registry is not None and (not sha or sha == "unknown" or registry.get(sha) is None):
+        raise UsageError(
+            f"version {previous} has no serving image ({sha or 'no git_sha'}) in the "
+            "registry to roll back to"
+        )
+    if check_only:  # every rule checked, nothing written
+        return previous, current
     stamp = now()
     staging = alias_version(client, cfg.model_name, STAGING)
     client.set_model_version_tag(cfg.model_name, current, "gate.verdict", REVOKED)

@@ -338,3 +338,18 @@ def test_record_load_writes_the_figures_and_the_verdict_last(fake_client):
     # Figures measured on other files than the gated ones do not count as a pass.
     lifecycle.record_load(client, cfg(), "2", True, 1.0, 2.0, "staging", "other")
     assert client.versions["2"]["load.verdict"] == "failed"
+
+
+def test_a_check_applies_every_rule_and_writes_nothing(fake_client):
+    client = fake_client(versions(), {"staging": "2", "production": "1"})
+    before = {v: dict(t) for v, t in client.versions.items()}
+    assert lifecycle.promote(client, cfg(), "production", check_only=True) == ("2", "1")
+    assert client.aliases == {"staging": "2", "production": "1"} and client.versions == before
+    client.versions["2"]["load.verdict"] = "failed"
+    with pytest.raises(lifecycle.Refused, match="latency gate"):
+        lifecycle.promote(client, cfg(), "production", check_only=True)
+    client.versions["2"]["load.verdict"] = "passed"
+    lifecycle.promote(client, cfg(), "production")
+    before = {v: dict(t) for v, t in client.versions.items()}
+    assert lifecycle.rollback(client, cfg(), check_only=True) == ("1", "2")
+    assert client.aliases["production"] == "2" and client.versions == before

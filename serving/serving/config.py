@@ -29,6 +29,10 @@ class ServingConfig:
     tracking_uri: str = "http://127.0.0.1:5050"
     model_name: str = "lab-classifier"
     alias: str = "production"
+    # A version number pins the server to that version (the production colours behind the
+    # proxy, started for one version and verified before traffic moves); empty follows
+    # the alias.
+    version: str = ""
     poll_interval_s: float = 5.0
     max_body_bytes: int = 1_048_576
     max_batch_rows: int = 1000
@@ -45,6 +49,9 @@ class ServingConfig:
         alias = env.get("SERVING_MODEL_ALIAS", cls.alias).strip()
         if not alias or not alias.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"SERVING_MODEL_ALIAS must be an alias name, got {alias!r}")
+        version = env.get("SERVING_MODEL_VERSION", "").strip()
+        if version and not version.isdigit():
+            raise ConfigError(f"SERVING_MODEL_VERSION must be a version number, got {version!r}")
         fast = env.get("SERVING_FAST_PATH", "1").strip().lower()
         if fast not in ("1", "0", "true", "false", "yes", "no"):
             raise ConfigError(f"SERVING_FAST_PATH must be 1 or 0, got {fast!r}")
@@ -52,6 +59,7 @@ class ServingConfig:
             tracking_uri=env.get("MLFLOW_TRACKING_URI", cls.tracking_uri),
             model_name=env.get("MLFLOW_MODEL_NAME", cls.model_name),
             alias=alias,
+            version=version,
             poll_interval_s=_positive(env, "SERVING_POLL_INTERVAL_S", cls.poll_interval_s, float),
             max_body_bytes=_positive(env, "SERVING_MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch_rows=_positive(env, "SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),

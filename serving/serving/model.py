@@ -54,6 +54,7 @@ class LoadedModel:
     # sha256 of the model's files, and whether it equals the one the gate recorded.
     sha256: str = ""
     verified: bool = False
+    pinned: bool = False  # started for this one version (SERVING_MODEL_VERSION)
 
     def describe(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class LoadedModel:
             "source": self.source,
             "sha256": self.sha256,
             "verified": self.verified,
+            "pinned": self.pinned,
         }
 
 
@@ -213,6 +215,7 @@ def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") ->
         name=cfg.model_name,
         version=version,
         alias=cfg.alias,
+        pinned=bool(cfg.version),
         run_id=run_id,
         git_sha=git_sha,
         loaded_at=_now(),
@@ -226,6 +229,13 @@ def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") ->
     )
 
 
+def resolve(cfg: ServingConfig, client):
+    """The model version to serve: the pinned one, else the one the alias points to."""
+    if cfg.version:
+        return client.get_model_version(cfg.model_name, cfg.version)
+    return client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+
+
 def load(cfg: ServingConfig, client) -> LoadedModel:
     """Resolve `models:/NAME@ALIAS` to a version and load it, ready to predict.
 
@@ -234,7 +244,7 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
     """
     import mlflow.artifacts
 
-    mv = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+    mv = resolve(cfg, client)
     from serving.trusted import FINGERPRINT_TAG
 
     version = str(mv.version)
@@ -273,6 +283,8 @@ def load_cached(cfg: ServingConfig) -> LoadedModel | None:
     if found is None:
         return None
     record, folder = found
+    if cfg.version and str(record.get("version")) != cfg.version:
+        return None  # a server pinned to a version serves that version or nothing
     model = _loaded(
         cfg,
         record["version"],
@@ -323,7 +335,7 @@ class ModelHolder:
         """
         self.last_check = _now()
         try:
-            mv = self.client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
+            mv = resolve(self.cfg, self.client)
             self.mlflow_reachable = True
             if self.refused is not None and self.refused[0] == str(mv.version):
                 self.last_error = self.refused[1]

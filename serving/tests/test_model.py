@@ -186,3 +186,44 @@ def test_only_the_version_the_loader_refused_is_remembered():
     )
     holder.refresh()
     assert holder.refused is not None and holder.refused[0] == "9"
+
+
+class PinnedClient(FlakyClient):
+    """The alias moves on; a pinned server asks for its own version only."""
+
+    def get_model_version(self, name, version):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(version=version)
+
+
+def test_a_pinned_server_serves_its_version_whatever_the_alias_says():
+    from serving.model import resolve
+
+    client = PinnedClient()
+    client.version = "7"  # where the alias points
+    cfg = ServingConfig(alias="production", version="3")
+    assert resolve(cfg, client).version == "3"
+    assert resolve(ServingConfig(alias="production"), client).version == "7"
+
+
+def test_a_pinned_server_never_serves_another_version_from_its_cache(tmp_path):
+    from serving.cache import ModelCache
+    from serving.model import load_cached
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("x")
+    ModelCache(str(tmp_path / "c"), "m", "production").save(str(folder), {"version": "4"})
+    cfg = ServingConfig(
+        model_name="m", alias="production", version="3", cache_dir=str(tmp_path / "c")
+    )
+    assert load_cached(cfg) is None
+
+
+def test_serving_model_version_must_be_a_number():
+    from serving.config import ConfigError
+
+    assert ServingConfig.from_env({"SERVING_MODEL_VERSION": "12"}).version == "12"
+    with pytest.raises(ConfigError, match="SERVING_MODEL_VERSION must be a version number"):
+        ServingConfig.from_env({"SERVING_MODEL_VERSION": "latest"})

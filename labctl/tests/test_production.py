@@ -1,0 +1,102 @@
+import pytest
+
+from labctl import pipeline, production
+from labctl.errors import CommandFailed
+from labctl.runner import Result
+
+
+def test_the_state_round_trips_and_names_the_idle_colour(tmp_path):
+    state = production.Production("blue", {"blue": {"version": "3", "tag": "abc123"}})
+    production.save(tmp_path, state)
+    loaded = production.load(tmp_path)
+    assert loaded == state and loaded.idle == "green"
+    assert loaded.env() == {
+        "PRODUCTION_BLUE_VERSION": "3",
+        "PRODUCTION_BLUE_TAG": "abc123",
+        "PRODUCTION_GREEN_VERSION": "",
+        "PRODUCTION_GREEN_TAG": "production",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        '{"live": "red"}',
+        '{"live": "blue", "colours": {"blue": {"version": "x", "tag": "a"}}}',
+        '{"live": "blue", "colours": {"blue": {"version": "3", "tag": "a;rm"}}}',
+    ],
+)
+def test_a_damaged_state_is_not_trusted(tmp_path, text):
+    production.state_file(tmp_path).write_text(text)
+    state = production.load(tmp_path)
+    assert state is None or state.serving() is None
+
+
+def test_the_upstream_file_names_one_colour(tmp_path):
+    path = production.write_upstream(tmp_path, "green")
+    assert "server serving-green:8080" in path.read_text()
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    with pytest.raises(ValueError):
+        production.upstream_text("red")
+
+
+class BlueGreen:
+    """Records the steps of a production change; `fail` names the gatekeeper verb that fails."""
+
+    mode = "docker"
+    blue_green = True
+
+    def __init__(self, settings, fail: str = ""):
+        self.s, self.fail, self.steps = settings, fail, []
+
+    def gatekeeper(self, *args, capture=False):
+        named = [a for a in args if a != "--check"][:2]
+        self.steps.append(" ".join(named) + (" --check" if "--check" in args else ""))
+        if args[0] == self.fail and "--check" not in args:
+            raise CommandFailed(["gatekeeper", *args], 1)
+        return Result(0, "version=5 git_sha=abc previous=4\n")
+
+    def prepare_production(self, version, sha):
+        self.steps.append(f"prepare {version} {sha}")
+        return "http://serving-green:8080"
+
+    def abort_production(self):
+        self.steps.append("abort")
+
+    def switch_production(self):
+        self.steps.append("switch")
+
+    def roll(self, alias):
+        self.steps.append(f"roll {alias}")
+
+    def server_url(self, alias):
+        return f"http://{alias}"
+
+
+def test_production_is_checked_on_the_idle_colour_before_the_alias_and_traffic_move(
+    settings_for,
+):
+    b = BlueGreen(settings_for())
+    pipeline.promote(b, "production")
+    assert b.steps == [
+        "promote --to --check",
+        "prepare 5 abc",
+        "smoke --url",
+        "promote --to",
+        "switch",
+        "smoke --url",
+    ]
+
+
+def test_a_failed_smoke_on_the_idle_colour_leaves_production_as_it_was(settings_for):
+    b = BlueGreen(settings_for(), fail="smoke")
+    with pytest.raises(CommandFailed):
+        pipeline.promote(b, "production")
+    assert b.steps == ["promote --to --check", "prepare 5 abc", "smoke --url", "abort"]
+
+
+def test_rollback_goes_through_the_idle_colour_too(settings_for):
+    b = BlueGreen(settings_for())
+    pipeline.rollback(b)
+    assert b.steps[:5] == ["rollback --check", "prepare 5 abc", "smoke --url", "rollback", "switch"]
