@@ -204,9 +204,9 @@ class DockerBackend:
             state = production.Production("blue", {"blue": {"version": version, "tag": sha}})
             production.save(self.s.lab_dir, state)
         live = state.serving() or {}
-        production.write_upstream(self.s.lab_dir, state.live)
         self._pull_up(f"serving-{state.live}")
-        self._pull_up("serving-production")
+        self._drain(state.live, False)  # a switch interrupted after its drain step
+        self._reload_proxy(state.live)
         if live.get("version") != version:
             log.warn(
                 f"@production points to version {version} but production serves version "
@@ -221,6 +221,11 @@ class DockerBackend:
                 self.abort_production()
                 raise
             self.switch_production()
+
+    def _up_proxy(self) -> None:
+        """The proxy is an upstream image, pulled by `up` when missing (never re-pulled:
+        it is pinned), and left running when its configuration did not change."""
+        self.runner.run(self.compose("up", "-d", "--wait", "serving-production"))
 
     def prepare_production(self, version: str, sha: str) -> str:
         """Start the idle colour pinned to `version` on its commit's image; returns the URL
@@ -249,23 +254,51 @@ class DockerBackend:
         production.save(self.s.lab_dir, state)
         log.warn(f"production stays on {state.live}: the {idle} colour was stopped")
 
+    def _reload_proxy(self, live: str, backup: str | None = None) -> None:
+        production.write_upstream(self.s.lab_dir, live, backup)
+        self._up_proxy()  # started by the first promotion
+        self.runner.run(self.compose("kill", "--signal", "HUP", "serving-production"))
+
+    def _drain(self, colour: str, drained: bool) -> None:
+        """Create (or remove) the file that retires a colour: from that moment each of its
+        workers answers 503 and the proxy passes requests on (serving SERVING_DRAIN_FILE)."""
+        code = (
+            "open('/tmp/drained', 'w').close()"
+            if drained
+            else "import os; os.path.exists('/tmp/drained') and os.remove('/tmp/drained')"
+        )
+        self.runner.run(
+            self.compose("exec", "-T", f"serving-{colour}", "python", "-c", code), quiet=True
+        )
+
     def switch_production(self) -> None:
-        """Point the proxy at the idle colour (one graceful reload), wait until it answers
-        for it, then stop the old colour once its last requests are done."""
+        """Move clients from the live colour to the verified idle one in one event, then stop
+        the old colour once its last requests are done:
+
+        1. the proxy gets the new colour as backup (a reload that changes no route);
+        2. the old colour is drained: every request it gets from then on is answered 503
+           and passed on to the backup, for all its workers at the same moment;
+        3. once the proxy answers for the new version, the new colour alone (a reload that
+           changes no route either), and the old colour stops.
+        """
         state = production.load(self.s.lab_dir)
         if state is None or state.idle not in state.colours:
             raise LabError("no verified idle colour to switch production to")
         old, new = state.live, state.idle
         expected = state.colours[new]["version"]
-        production.write_upstream(self.s.lab_dir, new)
-        self._pull_up("serving-production")  # started by the first promotion
-        self.runner.run(self.compose("kill", "--signal", "HUP", "serving-production"))
+        first = state.serving() is None  # the bootstrap: nothing serves yet
+        if first:
+            self._reload_proxy(new)
+        else:
+            self._reload_proxy(old, backup=new)
+            self._drain(old, True)
         url = f"http://{self.s.client_host}:{self.s.get('PRODUCTION_PORT')}/model"
         deadline = time.monotonic() + SWITCH_TIMEOUT_S
         while served_version(url) != expected:
             if time.monotonic() > deadline:
-                production.write_upstream(self.s.lab_dir, old)
-                self.runner.run(self.compose("kill", "--signal", "HUP", "serving-production"))
+                if not first:
+                    self._drain(old, False)
+                    self._reload_proxy(old)
                 raise LabError(
                     f"the production proxy did not switch to {new} (version {expected}) "
                     f"within {SWITCH_TIMEOUT_S} s: it stays on {old}; see make logs "
@@ -274,9 +307,11 @@ class DockerBackend:
             time.sleep(0.2)
         state.live = new
         production.save(self.s.lab_dir, state)
+        self._reload_proxy(new)
         log.good(f"production switched to {new} (version {expected})")
-        time.sleep(DRAIN_S)  # the old workers' last responses
-        self.runner.run(self.compose("stop", f"serving-{old}"))
+        if not first:
+            time.sleep(DRAIN_S)  # the old nginx workers' last responses
+            self.runner.run(self.compose("stop", f"serving-{old}"))
         state.colours.pop(old, None)
         production.save(self.s.lab_dir, state)
 

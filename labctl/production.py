@@ -6,7 +6,8 @@ model version on the image built from that version's commit, behind a proxy
 the idle colour and checked there, on the internal network, before anything changes for
 clients; then the alias moves, the proxy switches with a graceful reload (one event for
 every client: the old colour's connections finish, new ones go to the new colour), and
-the old colour stops. This module holds the state kept in `.lab/production.json` and the
+the old colour stops (the proxy's file compose/proxy/nginx.conf says how the switch is
+one event). This module holds the state kept in `.lab/production.json` and the
 proxy's upstream file; labctl.docker drives the containers.
 """
 
@@ -77,23 +78,27 @@ def save(lab_dir: Path, state: Production) -> None:
     os.replace(tmp, path)
 
 
-def upstream_text(colour: str) -> str:
-    if colour not in COLOURS:
-        raise ValueError(f"no production colour {colour!r}")
-    return (
-        "# Written by make (labctl.production): the live production colour.\n"
-        f"server serving-{colour}:8080 max_fails=0;\n"
-    )
+def upstream_text(colour: str, backup: str | None = None) -> str:
+    for name in (colour, backup):
+        if name is not None and name not in COLOURS:
+            raise ValueError(f"no production colour {name!r}")
+    lines = [
+        "# Written by make (labctl.production): the live production colour.",
+        f"server serving-{colour}:8080;",
+    ]
+    if backup is not None:  # during a switch: where requests go once the live one drains
+        lines.append(f"server serving-{backup}:8080 backup;")
+    return "\n".join(lines) + "\n"
 
 
-def write_upstream(lab_dir: Path, colour: str) -> Path:
+def write_upstream(lab_dir: Path, colour: str, backup: str | None = None) -> Path:
     """The proxy's upstream file, readable by its unprivileged user, replaced atomically."""
     folder = lab_dir / "proxy"
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
     path = folder / "upstream.conf"
     tmp = folder / "upstream.conf.tmp"
-    tmp.write_text(upstream_text(colour))
+    tmp.write_text(upstream_text(colour, backup))
     tmp.chmod(0o644)
     os.replace(tmp, path)
     return path

@@ -9,6 +9,7 @@ request bodies that do not fit the model's signature get a 4xx, never a 500.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from flask import Flask, Response, g, jsonify, request
@@ -24,6 +25,10 @@ log = logging.getLogger("serving")
 
 def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message, status=status), status
+
+
+# What a drained server still answers: its container's health checks and its metrics.
+NOT_DRAINED = frozenset({"/health", "/ready", "/metrics"})
 
 
 def create_app(config: ServingConfig | None = None, holder: ModelHolder | None = None) -> Flask:
@@ -42,8 +47,15 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
     app.extensions["model_holder"] = holder
 
     @app.before_request
-    def _start_timer() -> None:
+    def _start_timer():
         g.t0 = time.perf_counter()
+        # A production colour being retired: the proxy passes the request on to the new
+        # colour when this one answers 503 (every worker sees the file at the same moment).
+        if cfg.drain_file and request.path not in NOT_DRAINED and os.path.exists(cfg.drain_file):
+            body, status = _error(503, "this server is being retired: retry on the live one")
+            body.headers["X-Lab-Drained"] = "1"
+            return body, status
+        return None
 
     @app.after_request
     def _observe(response: Response) -> Response:

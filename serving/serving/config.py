@@ -42,6 +42,10 @@ class ServingConfig:
     # Folder for the last good model (empty: none). A server that starts while MLflow is
     # unreachable serves from it until the registry answers again.
     cache_dir: str = ""
+    # A file whose existence retires this server: every request but /health, /ready and
+    # /metrics gets a 503, so that the production proxy sends it to the new colour. Empty:
+    # never drained.
+    drain_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -65,4 +69,5 @@ class ServingConfig:
             max_batch_rows=_positive(env, "SERVING_MAX_BATCH_ROWS", cls.max_batch_rows),
             fast_path=fast in ("1", "true", "yes"),
             cache_dir=env.get("SERVING_CACHE_DIR", cls.cache_dir).strip(),
+            drain_file=env.get("SERVING_DRAIN_FILE", cls.drain_file).strip(),
         )

@@ -87,3 +87,21 @@ def test_metrics_count_requests_and_expose_the_version(client):
     assert 'serving_requests_total{endpoint="predict",status="400"}' in text
     assert 'serving_model_version{alias="staging"} 7.0' in text
     assert "serving_request_duration_seconds_bucket" in text
+
+
+def test_a_drained_server_hands_requests_on_but_keeps_its_health_checks(make_client, tmp_path):
+    from dataclasses import replace
+
+    from serving.config import ServingConfig
+
+    flag = tmp_path / "drained"
+    client = make_client(replace(ServingConfig(model_name="m"), drain_file=str(flag)))
+    row = {"instances": [{"a": 1.0, "b": 2.0}]}
+    assert client.get("/model").status_code == 200
+    flag.touch()
+    for r in (client.get("/model"), client.post("/predict", json=row)):
+        assert r.status_code == 503 and r.headers["X-Lab-Drained"] == "1"
+        assert "being retired" in r.get_json()["error"]
+    assert client.get("/health").status_code == 200
+    flag.unlink()
+    assert client.get("/model").status_code == 200

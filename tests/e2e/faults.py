@@ -6,6 +6,7 @@ gives the suite); the local helpers act on the supervised processes by their PID
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +72,12 @@ for pid in os.listdir("/proc"):
 os.kill(min(workers), signal.SIGTERM)
 print(min(workers))
 """
+
+
+def live_production() -> str:
+    """The production colour the proxy sends requests to (docker mode)."""
+    state = json.loads((ROOT / ".lab" / "production.json").read_text())
+    return f"serving-{state['live']}"
 
 
 def kill_container_worker(service: str) -> int:

@@ -80,14 +80,14 @@ def start_mlflow(lab) -> None:
 
 def restart_production_server(lab) -> None:
     if lab.mode == "docker":
-        compose("restart", "serving-production")
+        compose("restart", faults.live_production())  # the model server behind the proxy
     else:  # the supervisor starts a new gunicorn after this one exits
         os.kill(faults.local_server("serving-production"), signal.SIGTERM)
 
 
 def kill_production_worker(lab) -> None:
     if lab.mode == "docker":
-        faults.kill_container_worker("serving-production")
+        faults.kill_container_worker(faults.live_production())
         time.sleep(8)  # gunicorn starts a new worker, which loads its model
     else:
         master = faults.local_server("serving-production")

@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 
+from tests.e2e import faults
 from tests.e2e.faults import compose
 from tests.e2e.labtools import (
     image_digest,
@@ -126,8 +127,9 @@ def test_the_registry_refuses_to_delete_an_image(lab, docker_only):
 
 
 def test_containers_run_as_non_root_with_resource_limits(lab, docker_only):
-    ids = compose("ps", "-q", "mlflow", "serving-staging", "serving-production").split()
-    assert len(ids) == 3
+    live = faults.live_production()
+    ids = compose("ps", "-q", "mlflow", "serving-staging", "serving-production", live).split()
+    assert len(ids) == 4
     for cid in ids:
         limits = subprocess.run(
             [
@@ -184,7 +186,7 @@ def test_a_new_candidate_moves_through_staging_then_production(lab, settled):
     assert lab.aliases()["production"] == before["production"]
     # Production takes only a version that passed the latency gate on staging.
     r = lab.make("promote", "TO=production")
-    assert r.returncode == 1 and "has not passed the latency gate" in r.stderr, r.stderr
+    assert r.returncode != 0 and "has not passed the latency gate" in r.stderr, r.stderr
     assert lab.aliases()["production"] == before["production"]
     r = lab.make("load", "LOCUST_RUN_TIME=5s")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -293,3 +295,70 @@ def test_everything_survives_down_and_up(lab, settled):
     }
     assert _snapshot(lab) == before
     wait_version(lab.production, before["aliases"]["production"])
+
+
+REPOSITORIES = ("mlflow", "serving", "training", "gatekeeper", "loadtests")
+MANIFESTS = (
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json"
+)
+
+
+def _tag_as_another_commit(lab, source: str, target: str) -> None:
+    """The lab's images under another commit's tag, through the registry's API: a model
+    trained "from" that commit is served by a container on another image reference."""
+    for repo in REPOSITORIES:
+        base = f"{lab.registry}/v2/mlops-lab/{repo}/manifests"
+        r = requests.get(
+            f"{base}/{source}", headers={"Accept": MANIFESTS}, auth=registry_auth(), timeout=30
+        )
+        assert r.status_code == 200, (repo, source, r.status_code)
+        put = requests.put(
+            f"{base}/{target}",
+            data=r.content,
+            headers={"Content-Type": r.headers["Content-Type"]},
+            auth=registry_auth(),
+            timeout=30,
+        )
+        assert put.status_code == 201, (repo, put.status_code, put.text[:200])
+
+
+def test_a_promotion_across_two_commits_under_load_fails_nothing_and_never_goes_back(
+    lab, docker_only, settled
+):
+    """Production changes commit (a new image) while clients call it: the new version is
+    started and checked on the idle colour, then the proxy switches in one event."""
+    from tests.support.load import Load
+
+    client = lab.client()
+    before = settled["production"]
+    sha = client.get_model_version(lab.model_name, before).tags["git_sha"]
+    other = f"{sha[:20]}-next{int(time.time()) % 100000}"
+    _tag_as_another_commit(lab, sha, other)
+    live_before = faults.live_production()
+    steps = (
+        ("train", f"GIT_SHA={other}"),
+        ("gate",),
+        ("promote", "TO=staging"),
+        ("load", "LOCUST_RUN_TIME=5s"),
+    )
+    for args in steps:
+        r = lab.make(*args)
+        assert r.returncode == 0, f"make {args}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+    candidate = lab.aliases()["staging"]
+    assert client.get_model_version(lab.model_name, candidate).tags["git_sha"] == other
+    with Load(lab.production, clients=3) as load:
+        time.sleep(1)
+        r = lab.make("promote", "TO=production")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        time.sleep(2)
+    assert load.failed() == {}, load.report("promotion across commits")
+    for seen in load.by_client:  # no client sees the older version after the newer one
+        assert seen and seen[-1] == candidate
+        assert candidate not in seen or before not in seen[seen.index(candidate) :], seen
+    live = faults.live_production()
+    assert live != live_before
+    image = compose("ps", "--format", "{{.Image}}", live).strip()
+    assert image.endswith(f":{other}"), image
+    assert served_version(lab.production) == candidate

@@ -20,10 +20,13 @@ class Load:
         self.clients = clients
         self.outcomes: list[tuple[float, str]] = []  # (time, "200" / "503" / "refused"...)
         self.versions: list[str] = []  # the model version of each answer, in order
+        self.by_client: list[list[str]] = []  # the same, one list per client
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def _run(self) -> None:
+        seen: list[str] = []
+        self.by_client.append(seen)
         with requests.Session() as s:
             while not self._stop.is_set():
                 t = time.monotonic()
@@ -32,6 +35,11 @@ class Load:
                     outcome = str(r.status_code)
                     if r.status_code == 200:
                         self.versions.append(r.json()["model_version"])
+                        seen.append(r.json()["model_version"])
+                    elif r.status_code == 503 and "not answering" in r.text:
+                        # The production proxy with no server behind it: the docker-mode
+                        # twin of a refused connection, not an answer from a server.
+                        outcome = "server unreachable (proxy)"
                 except requests.ConnectionError:
                     outcome = "connection refused"
                 except requests.RequestException as exc:
