@@ -14,6 +14,7 @@ LAB := $(PYTHON) -m labctl
 
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
+	exercises check solve \
 	summary state-save state-restore bench user source-run
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
@@ -147,6 +148,15 @@ source-run: ## CI: refuse a state unless RUN_ID is a successful pipeline run on 
 user: ## Classroom mode: add an MLflow login for a student (NAME=alice [PASSWORD=...])
 	@$(LAB) user --name "$(if $(filter command line,$(origin NAME)),$(NAME))" \
 		--password "$(if $(filter command line,$(origin PASSWORD)),$(PASSWORD))"
+
+exercises: ## List the exercise book (exercises/) with each exercise's status on this lab
+	@$(LAB) exercises
+
+check: ## Self-check exercise EX=N: 0 done, 1 not yet (with hints), 2 the lab is not up
+	@$(LAB) check
+
+solve: ## Apply the instructor's solution to exercise EX=N
+	@$(LAB) solve
 
 e2e: venv ## End-to-end tests against the running lab (make up first)
 	@$(LAB) e2e

@@ -42,6 +42,9 @@ VERBS: dict[str, str] = {
     "clean": "delete the lab's data (asks first; --force skips the question)",
     "mode": "print the mode the lab runs in (docker or local)",
     "user": "classroom mode: add an MLflow login (--name, --password; prints the password)",
+    "exercises": "list the exercise book with each exercise's status on this lab",
+    "check": "self-check an exercise (--ex N): 0 done, 1 not yet, 2 the lab is not up",
+    "solve": "apply the instructor's solution to an exercise (--ex N)",
 }
 
 
@@ -71,6 +74,8 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     verbs["user"].add_argument("--name", default="", help="(make user NAME=)")
     verbs["user"].add_argument("--password", default="", help="(make user PASSWORD=)")
     verbs["e2e"].add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    for name in ("check", "solve"):
+        verbs[name].add_argument("--ex", default=env("EX") or "", help="(EX=)")
     return p
 
 
@@ -132,6 +137,16 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
             env={"LAB_ACTIVE_MODE": mode},
             check=False,
         ).returncode
+
+    if verb in ("exercises", "check", "solve"):
+        from labctl.book import runner as book
+        from labctl.book.view import Lab
+
+        lab = Lab(settings, mode)
+        if verb == "exercises":
+            return book.listing(lab)
+        number = book.parse_number(args.ex)
+        return book.check(lab, number) if verb == "check" else book.solve(lab, number)
 
     b = backend_for(mode, settings, runner)
     if verb == "up":

@@ -1,0 +1,35 @@
+"""The quality-gate exercise's solution: a new candidate gated against production, the
+answers read from its report, and the script copied into place."""
+
+import json
+import shutil
+import subprocess
+
+from labctl.book import answers
+
+
+def _make(lab, *args):
+    print(f"  make {' '.join(args)}")
+    subprocess.run(["make", "--no-print-directory", *args], cwd=lab.root, check=True)
+
+
+def solve(lab):
+    candidate = lab.aliases()["candidate"]
+    report = json.loads(lab.artifact(lab.version(candidate)["run_id"], "gate/gate_report.json"))
+    if not report.get("production", {}).get("version"):
+        _make(lab, "train")
+        _make(lab, "gate")
+        candidate = lab.aliases()["candidate"]
+    report = json.loads(lab.artifact(lab.version(candidate)["run_id"], "gate/gate_report.json"))
+    rows = {c["name"]: c["value"] for c in report["checks"]}
+    values = {
+        "p99_latency_ms": rows["p99_latency_ms"],
+        "compared_with_version": str(report["production"]["version"]),
+        "accuracy_drop": rows["regression_accuracy"],
+    }
+    answers.update(lab.root, "ex3", values)
+    for key, value in values.items():
+        print(f"  {key} = {value!r}")
+    folder = lab.exercise_dir(3)
+    shutil.copy(folder / "solution" / "validate_quality.py", folder / "validate_quality.py")
+    print("  copied solution/validate_quality.py into place")
