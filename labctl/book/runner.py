@@ -36,7 +36,10 @@ def criterion(text: str, test: Callable[[], object], hint: str = "") -> Criterio
         value = test()
     except Unanswered as exc:
         return Criterion(text, False, f"{exc}; {hint}" if hint else str(exc))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except KeyError as exc:  # an answer or a field that is not there
+        why = f"{exc} is missing"
+        return Criterion(text, False, f"{hint} ({why})" if hint else why)
+    except (TypeError, ValueError, IndexError, StopIteration) as exc:
         why = f"{type(exc).__name__}: {exc}"
         return Criterion(text, False, f"{hint} ({why})" if hint else why)
     if isinstance(value, dict):
