@@ -125,6 +125,17 @@ class Lab:
         mv["tags"] = {t["key"]: t["value"] for t in mv.get("tags", [])}
         return mv
 
+    def versions(self) -> list[dict]:
+        """Every version of the model, newest first, each with its tags as a dict."""
+        found = self.mlflow(
+            "model-versions/search", filter=f"name='{self.model_name}'", max_results=1000
+        )
+        out = []
+        for mv in found.get("model_versions", []):
+            mv["tags"] = {t["key"]: t["value"] for t in mv.get("tags", [])}
+            out.append(mv)
+        return sorted(out, key=lambda mv: int(mv["version"]), reverse=True)
+
     def run(self, run_id: str) -> dict:
         run = self.mlflow("runs/get", run_id=run_id)["run"]
         data = run.get("data", {})
