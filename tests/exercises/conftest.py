@@ -156,7 +156,7 @@ class FakeLab(Lab):
             get=lambda key, default="": {"MLFLOW_ADMIN_PASSWORD": "x" * 32}.get(key, default),
             lab_dir=tmp_path / ".lab",
         )
-        shutil.copytree(ROOT / "exercises", tmp_path / "exercises")
+        shutil.copytree(ROOT / "exercises", tmp_path / "exercises", dirs_exist_ok=True)
         (tmp_path / "answers.toml").write_text("")
 
     def ensure_up(self):
@@ -167,6 +167,10 @@ class FakeLab(Lab):
 
     def version(self, version):
         return json.loads(json.dumps(self.state["versions"][version]))
+
+    def versions(self):
+        found = [json.loads(json.dumps(v)) for v in self.state["versions"].values()]
+        return sorted(found, key=lambda v: int(v["version"]), reverse=True)
 
     def run(self, run_id):
         r = self.state["runs"][run_id]

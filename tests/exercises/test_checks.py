@@ -201,3 +201,49 @@ def test_quality_gate_refuses_answers_from_a_report_the_gate_did_not_write(fake_
         == ["@candidate was gated against a production model (make gate wrote its report)"]
         or "@candidate was gated" in failed(lab, 3)[0]
     )
+
+
+# ------------------------------------------------------------ breaking the gate
+def _failed_version(state, n, params, failed, thresholds=None):
+    import json
+
+    state["versions"][n] = {
+        "version": n,
+        "run_id": f"run{n}",
+        "tags": {
+            "gate.verdict": "failed",
+            "gate.failed_checks": ",".join(failed),
+            "gate.thresholds": json.dumps(thresholds or {"max_p99_latency_ms": 50.0}),
+        },
+    }
+    state["runs"][f"run{n}"] = {"metrics": {}, "params": {"dataset": "iris", **params}}
+
+
+def broken_lab():
+    state = recorded_lab()
+    state["versions"]["1"]["tags"]["gate.verdict"] = "passed"
+    _failed_version(state, "3", {"label_noise": "0.4"}, ["accuracy", "precision_macro"])
+    _failed_version(state, "4", {"dataset": "wine", "label_noise": "0.0"}, ["schema_compatible"])
+    _failed_version(
+        state, "5", {"label_noise": "0.0"}, ["p99_latency_ms"], {"max_p99_latency_ms": 0.001}
+    )
+    return state
+
+
+def test_break_the_gate_passes_with_three_failures_and_fails_fresh(fake_lab):
+    assert len(failed(fake_lab(), 4)) == 4  # fresh: no failed version, v1 never gated here
+    assert failed(fake_lab(state=broken_lab()), 4) == []
+
+
+def test_break_the_gate_does_not_count_a_failed_version_that_was_promoted(fake_lab):
+    state = broken_lab()
+    state["versions"]["3"]["tags"]["promoted.staging.at"] = "2026-11-26T00:00:00+00:00"
+    (bad,) = failed(fake_lab(state=state), 4)
+    assert bad.startswith("a version trained with LABEL_NOISE")
+
+
+def test_break_the_gate_wants_the_threshold_that_stopped_it_recorded(fake_lab):
+    state = broken_lab()
+    state["versions"]["5"]["tags"]["gate.thresholds"] = '{"max_p99_latency_ms": 50.0}'
+    (bad,) = failed(fake_lab(state=state), 4)
+    assert bad.startswith("a clean version failed only on p99_latency_ms")
