@@ -207,6 +207,16 @@ class DockerBackend:
         self._pull_up(f"serving-{state.live}")
         self._drain(state.live, False)  # a switch interrupted after its drain step
         self._reload_proxy(state.live)
+        tagged, built = (
+            self.registry_digest("serving", "production"),
+            self.registry_digest("serving", sha),
+        )
+        if tagged != built:
+            log.warn(
+                f"the registry's serving:production ({tagged or 'missing'}) is not the image "
+                f"of @production's commit {sha} ({built or 'missing'}): production serves "
+                f"serving:{sha}; the next promotion or rollback retags :production"
+            )
         if live.get("version") != version:
             log.warn(
                 f"@production points to version {version} but production serves version "
@@ -425,6 +435,10 @@ class DockerBackend:
         )
 
     def registry_has(self, repo: str, tag: str) -> bool:
+        return self.registry_digest(repo, tag) is not None
+
+    def registry_digest(self, repo: str, tag: str) -> str | None:
+        """The digest the registry gives `mlops-lab/<repo>:<tag>`, None when it has none."""
         url = f"http://127.0.0.1:{self.s.port('REGISTRY_PORT')}/v2/mlops-lab/{repo}/manifests/{tag}"
         headers = {"Accept": MANIFEST_ACCEPT}
         if self.s.auth:
@@ -433,9 +447,9 @@ class DockerBackend:
         req = urllib.request.Request(url, method="HEAD", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (http, loopback)
-                return r.status == 200
+                return r.headers.get("Docker-Content-Digest") or "unknown"
         except (urllib.error.URLError, OSError, http.client.HTTPException):
-            return False
+            return None
 
     def registry_has_images(self) -> bool:
         """All five images of this commit are in the registry (a clean tree only: a
