@@ -247,3 +247,48 @@ def test_break_the_gate_wants_the_threshold_that_stopped_it_recorded(fake_lab):
     state["versions"]["5"]["tags"]["gate.thresholds"] = '{"max_p99_latency_ms": 50.0}'
     (bad,) = failed(fake_lab(state=state), 4)
     assert bad.startswith("a clean version failed only on p99_latency_ms")
+
+
+# ------------------------------------------------------- promotion and rollback
+def rolled_back_lab():
+    state = recorded_lab()
+    state["versions"]["2"]["tags"].update(
+        {
+            "gate.verdict": "revoked",
+            "load.verdict": "passed",
+            "load.alias": "staging",
+            "promoted.production.previous": "1",
+            "promoted.production.load_gate": "passed",
+            "promoted.production.at": "2026-11-26T02:00:00+00:00",
+            "rolled_back.at": "2026-11-26T02:05:00+00:00",
+        }
+    )
+    return state
+
+
+def test_promote_and_roll_back_passes_after_a_rollback_and_fails_fresh(fake_lab):
+    assert len(failed(fake_lab(mode="docker"), 6)) == 2
+    assert failed(fake_lab(mode="docker", state=rolled_back_lab()), 6) == []
+
+
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [
+        # Pushed past the latency gate with the override.
+        ("promoted.production.load_gate", "skipped: SKIP_LOAD_GATE=1"),
+        # A rollback recorded before the promotion it undid.
+        ("rolled_back.at", "2026-11-26T01:00:00+00:00"),
+        ("gate.verdict", "passed"),
+    ],
+)
+def test_promote_and_roll_back_wants_the_whole_story(fake_lab, tag, value):
+    state = rolled_back_lab()
+    state["versions"]["2"]["tags"][tag] = value
+    assert len(failed(fake_lab(state=state), 6)) == 2
+
+
+def test_promote_and_roll_back_wants_production_back_and_its_image(fake_lab):
+    state = rolled_back_lab()
+    state["served"]["production"] = "2"  # the server never went back
+    state["digests"]["production"] = "sha256:other"
+    assert len(failed(fake_lab(mode="docker", state=state), 6)) == 2
