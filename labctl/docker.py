@@ -217,10 +217,11 @@ class DockerBackend:
                 f"of @production's commit {sha} ({built or 'missing'}): production serves "
                 f"serving:{sha}; the next promotion or rollback retags :production"
             )
-        if live.get("version") != version:
+        if live.get("version") != version or live.get("tag") != sha:
             log.warn(
-                f"@production points to version {version} but production serves version "
-                f"{live.get('version')}: moving production to {version}, checked first"
+                f"@production is version {version} ({sha}) but production serves version "
+                f"{live.get('version')} ({live.get('tag')}): moving production to {version}, "
+                "checked first"
             )
             url = self.prepare_production(version, sha)
             try:
@@ -579,6 +580,9 @@ class DockerBackend:
             except CommandFailed:
                 log.warn("stopping the lab failed; removing the volumes anyway")
             self.runner.run(["docker", "volume", "rm", *existing], stdout=subprocess.DEVNULL)
+        # Which production colour served what belonged to the lab being replaced: make up
+        # starts production afresh on the restored @production.
+        production.state_file(self.s.lab_dir).unlink(missing_ok=True)
         log.info(
             f"restoring {' '.join(m.volumes)} (saved {m.saved_at} from git sha {m.git_sha}, "
             f"S3_BACKEND={m.backend}) into project {project!r}"
