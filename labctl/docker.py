@@ -327,6 +327,7 @@ class DockerBackend:
         production.save(self.s.lab_dir, state)
 
     def gatekeeper(self, *args: str, capture: bool = False) -> Result:
+        self.ensure_images()  # the gatekeeper of the code in the tree, not an older one
         return self._job("jobs", "gatekeeper", *args, capture=capture)
 
     def train(self) -> None:
@@ -345,6 +346,7 @@ class DockerBackend:
         return f"http://serving-{alias}:8080"
 
     def load(self, alias: str) -> None:
+        self.ensure_images()
         self.prepare_reports()
         self._job("load", "locust", env={"LOAD_TARGET": self.server_url(alias)})
 
@@ -456,7 +458,7 @@ class DockerBackend:
         """All five images of this commit are in the registry (a clean tree only: a
         -dirty tag does not say which edits it was built from)."""
         sha = self.s.get("GIT_SHA")
-        if sha == "dev" or sha.endswith("-dirty"):
+        if sha == "dev" or "-dirty" in sha:
             return False
         return all(self.registry_has(repo, sha) for repo in BUILT.values())
 

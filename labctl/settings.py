@@ -9,6 +9,8 @@ passes its knobs as possibly-empty variables, and empty must mean "the lab's val
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import os
 import re
@@ -235,23 +237,35 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+# The folders images are built from: an edit there changes what a job or a server runs.
+IMAGE_SOURCES = ("training", "gatekeeper", "serving", "loadtests", "services")
+
+
 def git_sha(root: Path) -> str:
-    """The commit's short sha, `-dirty` when tracked files changed, `dev` outside git.
+    """The commit's short sha; `dev` outside git. A working tree with changes gets
+    `<sha>-dirty-<hash>`, the hash covering every uncommitted change (untracked files
+    included) under the folders images are built from: each different edit gets images
+    of its own, so a job never runs code older than the tree, and uncommitted changes
+    never overwrite a commit's images."""
 
-    Uncommitted changes get their own tag, so they never overwrite a commit's images.
-    """
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, check=True).stdout
 
     try:
-        sha = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        sha = git("rev-parse", "--short=12", "HEAD").decode().strip()
+        changed = git("status", "--porcelain", "--untracked-files=all", "--", *IMAGE_SOURCES)
+        dirty = changed or git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "dev"
-    return f"{sha}-dirty" if dirty else sha
+    if not dirty:
+        return sha
+    h = hashlib.sha256(git("diff", "HEAD", "--binary", "--", *IMAGE_SOURCES))
+    untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--", *IMAGE_SOURCES)
+    for name in sorted(n for n in untracked.split(b"\0") if n):
+        h.update(b"\0" + name + b"\0")
+        with contextlib.suppress(OSError):  # a file that went away meanwhile
+            h.update((root / name.decode()).read_bytes())
+    return f"{sha}-dirty-{h.hexdigest()[:10]}"
 
 
 @dataclass

@@ -122,9 +122,13 @@ def test_promote_to_an_unknown_alias_is_a_usage_error(settings_for):
         pipeline.promote(StepBackend(settings_for(), Result(0)), "prod")
 
 
-def test_docker_promotion_moves_rolls_then_smokes_on_the_compose_network(settings_for, fake):
+def test_docker_promotion_moves_rolls_then_smokes_on_the_compose_network(
+    settings_for, fake, monkeypatch
+):
     s = settings_for(S3_BACKEND="seaweedfs")
-    pipeline.promote(DockerBackend(s, fake), "staging")
+    b = DockerBackend(s, fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)  # this tree's images
+    pipeline.promote(b, "staging")
     cmds = [" ".join(c) for c in fake.calls]
     assert "--profile seaweedfs --profile jobs run --rm --no-TTY" in cmds[0]
     assert cmds[0].endswith("gatekeeper promote --to staging")
@@ -284,3 +288,16 @@ def test_bootstrap_records_why_production_went_without_a_load_gate(settings_for)
     production = next(a for a in seen if a[:3] == ("promote", "--to", "production"))
     assert "--skip-load-gate" not in staging
     assert production[3:] == ("--skip-load-gate", pipeline.BOOTSTRAP_SKIP)
+
+
+def test_the_gatekeeper_runs_from_the_images_of_the_code_in_the_tree(
+    settings_for, fake, monkeypatch
+):
+    """An edit the registry has no images for is built before a gatekeeper job runs."""
+    b = DockerBackend(settings_for(), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: False)
+    built = []
+    monkeypatch.setattr(b, "start_registry", lambda: None)
+    monkeypatch.setattr(b, "build_images", lambda: built.append(b.s.get("GIT_SHA")))
+    b.gatekeeper("status")
+    assert built == [b.s.get("GIT_SHA")]

@@ -190,3 +190,28 @@ def test_git_sha_and_project_name_from_dotenv_are_honoured(lab_root):
     (lab_root / ".env").write_text("GIT_SHA=pinned\nCOMPOSE_PROJECT_NAME=course\n")
     s = load(lab_root, {})
     assert s.get("GIT_SHA") == "pinned" and s.get("COMPOSE_PROJECT_NAME") == "course"
+
+
+def test_each_uncommitted_edit_gets_its_own_image_tag(tmp_path):
+    """A dirty tree's tag hashes the edits (untracked files too) under the image folders:
+    a second edit never reuses the first edit's images."""
+    import subprocess
+
+    from labctl.settings import git_sha
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x")
+    (tmp_path / "serving").mkdir()
+    clean = git_sha(tmp_path)
+    assert "-dirty" not in clean
+    (tmp_path / "serving" / "app.py").write_text("one")  # untracked, in an image folder
+    first = git_sha(tmp_path)
+    (tmp_path / "serving" / "app.py").write_text("two")
+    second = git_sha(tmp_path)
+    assert first.startswith(f"{clean}-dirty-") and second.startswith(f"{clean}-dirty-")
+    assert first != second
+    (tmp_path / "serving" / "app.py").write_text("one")
+    assert git_sha(tmp_path) == first  # the same edit, the same images
