@@ -31,6 +31,9 @@ ALL_PROFILES = ("build", "jobs", "load", "minio", "seaweedfs")
 # the old colour keeps running after that for the responses it still owes.
 SWITCH_TIMEOUT_S = 30
 DRAIN_S = 2.0
+# Answers with the new configuration in a row, each on a new connection, before a reload
+# counts as done.
+RELOAD_CONFIRMATIONS = 10
 MANIFEST_ACCEPT = (
     "application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json, "
@@ -47,6 +50,15 @@ def served_version(url: str) -> str | None:
         # The URL is the lab's own http:// address, built from its settings.
         with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310
             return str(json.loads(r.read()).get("version"))
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+
+
+def proxy_generation(url: str) -> str | None:
+    """The generation of the configuration the proxy answers with (/proxy/generation)."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 (the lab's http URL)
+            return r.read().decode().strip()
     except (OSError, ValueError, http.client.HTTPException):
         return None
 
@@ -195,18 +207,35 @@ class DockerBackend:
         raise LabError("the registry has no @production to serve: run make up to bootstrap")
 
     def start_production(self) -> None:
-        """The live colour and the proxy in front of it. A lab without a saved state (first
-        start, restored state) starts blue on @production; one whose alias moved while it
-        was down (the UI, a script) is brought onto the alias the verified way."""
+        """The live colour and the proxy in front of it, settled on @production.
+
+        A lab without a saved state (first start, restored state) starts blue on
+        @production. A switch that was interrupted is finished or undone: the colour that
+        matches @production is made live alone and undrained, any other one stops. When
+        no colour matches (the alias moved while the lab was down, through the UI or a
+        script), production is brought onto the alias the checked way."""
         state = production.load(self.s.lab_dir)
         version, sha = self._production_target()
+        target = {"version": version, "tag": sha}
         if state is None or state.serving() is None:
-            state = production.Production("blue", {"blue": {"version": version, "tag": sha}})
+            state = production.Production("blue", {"blue": target})
+            production.save(self.s.lab_dir, state)
+        if (  # a switch cut short after its move
+            state.serving() != target
+            and state.colours.get(state.idle) == target
+            and self._running(f"serving-{state.idle}")
+        ):
+            log.warn(f"finishing an interrupted switch to {state.idle} (version {version})")
+            state.live = state.idle
             production.save(self.s.lab_dir, state)
         live = state.serving() or {}
         self._pull_up(f"serving-{state.live}")
-        self._drain(state.live, False)  # a switch interrupted after its drain step
+        self._drain(state.live, False)
         self._reload_proxy(state.live)
+        if state.idle in state.colours or self._running(f"serving-{state.idle}"):
+            self.runner.run(self.compose("stop", f"serving-{state.idle}"), check=False)
+            state.colours.pop(state.idle, None)
+            production.save(self.s.lab_dir, state)
         tagged, built = (
             self.registry_digest("serving", "production"),
             self.registry_digest("serving", sha),
@@ -217,21 +246,40 @@ class DockerBackend:
                 f"of @production's commit {sha} ({built or 'missing'}): production serves "
                 f"serving:{sha}; the next promotion or rollback retags :production"
             )
-        if live.get("version") != version or live.get("tag") != sha:
+        if live != target:
             log.warn(
                 f"@production is version {version} ({sha}) but production serves version "
                 f"{live.get('version')} ({live.get('tag')}): moving production to {version}, "
                 "checked first"
             )
-            url = self.prepare_production(version, sha)
             try:
+                url = self.prepare_production(version, sha)
                 self.gatekeeper(
                     "smoke", "--url", url, "--alias", "production", "--version", version
                 )
-            except CommandFailed:
+            except BaseException:
                 self.abort_production()
                 raise
             self.switch_production()
+
+    def settle_production(self) -> None:
+        """Before a production change: no half-done switch left behind. Before the first
+        production model (the bootstrap) there is nothing to settle."""
+        state = production.load(self.s.lab_dir)
+        if state is not None and state.serving() is not None:
+            self.start_production()
+
+    def production_alias(self) -> str:
+        return self._production_target()[0]
+
+    def _running(self, service: str) -> bool:
+        r = self.runner.run(
+            self.compose("ps", "--status", "running", "-q", service),
+            check=False,
+            capture=True,
+            quiet=True,
+        )
+        return r.returncode == 0 and bool(r.stdout.strip())
 
     def _up_proxy(self) -> None:
         """The proxy is an upstream image, pulled by `up` when missing (never re-pulled:
@@ -251,7 +299,8 @@ class DockerBackend:
         state.colours[idle] = {"version": version, "tag": sha}
         production.save(self.s.lab_dir, state)
         log.info(f"starting production's idle colour ({idle}) on version {version} ({sha})")
-        self._pull_up(f"serving-{idle}")
+        self.runner.run(self.compose("pull", "--quiet", f"serving-{idle}"))
+        self.runner.run(self.compose("up", "-d", "--wait", "--force-recreate", f"serving-{idle}"))
         return f"http://serving-{idle}:8080"
 
     def abort_production(self) -> None:
@@ -266,9 +315,21 @@ class DockerBackend:
         log.warn(f"production stays on {state.live}: the {idle} colour was stopped")
 
     def _reload_proxy(self, live: str, backup: str | None = None) -> None:
-        production.write_upstream(self.s.lab_dir, live, backup)
+        """Write the proxy's upstream file, reload nginx, and wait until it answers with the
+        new file's generation on fresh connections (its old workers no longer accept)."""
+        generation = production.write_upstream(self.s.lab_dir, live, backup)
         self._up_proxy()  # started by the first promotion
         self.runner.run(self.compose("kill", "--signal", "HUP", "serving-production"))
+        url = f"http://{self.s.client_host}:{self.s.get('PRODUCTION_PORT')}/proxy/generation"
+        deadline, seen = time.monotonic() + SWITCH_TIMEOUT_S, 0
+        while seen < RELOAD_CONFIRMATIONS:
+            seen = seen + 1 if proxy_generation(url) == generation else 0
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"the production proxy did not load its new configuration within "
+                    f"{SWITCH_TIMEOUT_S} s: see make logs SERVICE=serving-production"
+                )
+            time.sleep(0.02 if seen else 0.1)
 
     def _drain(self, colour: str, drained: bool) -> None:
         """Create (or remove) the file that retires a colour: from that moment each of its
@@ -297,7 +358,9 @@ class DockerBackend:
             raise LabError("no verified idle colour to switch production to")
         old, new = state.live, state.idle
         expected = state.colours[new]["version"]
-        first = state.serving() is None  # the bootstrap: nothing serves yet
+        # The bootstrap (nothing serves yet), or a live colour that is down: nothing to
+        # drain, the proxy goes straight to the new colour.
+        first = state.serving() is None or not self._running(f"serving-{old}")
         if first:
             self._reload_proxy(new)
         else:

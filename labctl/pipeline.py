@@ -37,6 +37,12 @@ class Backend(Protocol):
     def train(self) -> None: ...
     def roll(self, alias: str) -> None: ...
     def load(self, alias: str) -> None: ...
+    # Blue/green production (docker mode; see labctl.docker).
+    def settle_production(self) -> None: ...
+    def prepare_production(self, version: str, sha: str) -> str: ...
+    def abort_production(self) -> None: ...
+    def switch_production(self) -> None: ...
+    def production_alias(self) -> str: ...
     def server_url(self, alias: str) -> str: ...
     def record_mode(self) -> None: ...
 
@@ -82,17 +88,36 @@ def checked_target(b: Backend, *args: str) -> tuple[str, str]:
     raise LabError(f"the gatekeeper's check named no version: {out.strip()[-200:]!r}")
 
 
-def _verified_production_change(b: Backend, check: tuple[str, ...], move: tuple[str, ...]):
+def _verified_production_change(
+    b: Backend, check: tuple[str, ...], move: tuple[str, ...], pin_version: bool = False
+) -> None:
     """Blue/green: the new version on the idle colour, smoke-tested there, then the alias
     moves and the proxy switches. A failure before the move stops the idle colour and
-    leaves production (alias, image tag, traffic) exactly as it was."""
+    leaves production (alias, image tag, traffic) exactly as it was; a move that happened
+    although its command failed or was interrupted is switched to, so that the alias and
+    what production serves never part."""
+    b.settle_production()  # nothing half-done from an interrupted change
     version, sha = checked_target(b, *check)
-    url = b.prepare_production(version, sha)
+    if pin_version:  # move exactly what was checked, even if the source alias moved since
+        move = (*move, "--version", version)
     try:
+        url = b.prepare_production(version, sha)
         b.gatekeeper("smoke", "--url", url, "--alias", "production", "--version", version)
-        b.gatekeeper(*move)
     except BaseException:
         b.abort_production()
+        raise
+    try:
+        b.gatekeeper(*move)
+    except BaseException:
+        try:
+            moved = b.production_alias() == version
+        except Exception:  # MLflow cannot say: make up settles it once it can
+            moved = False
+        if moved:
+            log.warn(f"@production moved to version {version}: switching production to it")
+            b.switch_production()
+        else:
+            b.abort_production()
         raise
     b.switch_production()
 
@@ -103,7 +128,7 @@ def promote(b: Backend, to: str, skip_load_gate: str = "") -> None:
     with lock.exclusive(b.s.lab_dir / "promote.lock", f"make promote TO={to}"):
         if to == "production" and getattr(b, "blue_green", False):
             args = ("promote", "--to", to, *skip)
-            _verified_production_change(b, args, args)
+            _verified_production_change(b, args, args, pin_version=True)
         else:
             b.gatekeeper("promote", "--to", to, *skip)
             b.roll(to)
@@ -182,7 +207,8 @@ def up(b: Backend) -> None:
     production = production_version(b)
     if production:
         log.info(f"production model found (version {production}): starting the model servers")
-        b.start_servers()
+        with lock.exclusive(b.s.lab_dir / "promote.lock", "make up"):
+            b.start_servers()
     else:
         bootstrap(b)
     b.record_mode()

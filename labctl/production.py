@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,14 +92,20 @@ def upstream_text(colour: str, backup: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_upstream(lab_dir: Path, colour: str, backup: str | None = None) -> Path:
-    """The proxy's upstream file, readable by its unprivileged user, replaced atomically."""
+def write_upstream(lab_dir: Path, colour: str, backup: str | None = None) -> str:
+    """The proxy's upstream file, readable by its unprivileged user, replaced atomically,
+    and a new generation for it (served on /proxy/generation once nginx has loaded it).
+    Returns the generation."""
     folder = lab_dir / "proxy"
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
-    path = folder / "upstream.conf"
-    tmp = folder / "upstream.conf.tmp"
-    tmp.write_text(upstream_text(colour, backup))
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
-    return path
+    generation = uuid.uuid4().hex[:12]
+    for name, text in (
+        ("upstream.conf", upstream_text(colour, backup)),
+        ("generation.conf", f'return 200 "{generation}\\n";\n'),
+    ):
+        tmp = folder / f"{name}.tmp"
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, folder / name)
+    return generation

@@ -242,9 +242,9 @@ IMAGE_SOURCES = ("training", "gatekeeper", "serving", "loadtests", "services")
 
 
 def git_sha(root: Path) -> str:
-    """The commit's short sha; `dev` outside git. A working tree with changes gets
-    `<sha>-dirty-<hash>`, the hash covering every uncommitted change (untracked files
-    included) under the folders images are built from: each different edit gets images
+    """The commit's short sha; `dev` outside git. A working tree with changes under the
+    folders images are built from gets `<sha>-dirty-<hash>`, the hash covering every
+    uncommitted change there (untracked files included): each different edit gets images
     of its own, so a job never runs code older than the tree, and uncommitted changes
     never overwrite a commit's images."""
 
@@ -254,10 +254,9 @@ def git_sha(root: Path) -> str:
     try:
         sha = git("rev-parse", "--short=12", "HEAD").decode().strip()
         changed = git("status", "--porcelain", "--untracked-files=all", "--", *IMAGE_SOURCES)
-        dirty = changed or git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "dev"
-    if not dirty:
+    if not changed:  # edits elsewhere (docs, the Makefile) change no image
         return sha
     h = hashlib.sha256(git("diff", "HEAD", "--binary", "--", *IMAGE_SOURCES))
     untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--", *IMAGE_SOURCES)

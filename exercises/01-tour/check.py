@@ -77,7 +77,9 @@ def criteria(lab):
         production = lab.digest("serving", "production")
         return (
             {"digest": production}
-            if sha == facts["mv"]["tags"]["git_sha"] and production == lab.digest("serving", sha)
+            if production
+            and sha == facts["mv"]["tags"]["git_sha"]
+            and production == lab.digest("serving", sha)
             else False
         )
 

@@ -28,11 +28,17 @@ def _run(lab, script, **env):
         )
     python = lab.root / ".venv" / "bin" / "python"
     argv = [str(python if python.exists() else sys.executable), str(script)]
-    r = subprocess.run(
-        argv, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False
-    )
+    try:
+        r = subprocess.run(
+            argv, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "no answer within 60 s", {}
     line = next((x for x in reversed(r.stdout.splitlines()) if x.strip().startswith("{")), "")
-    return r.returncode, (json.loads(line) if line else {})
+    try:
+        return r.returncode, (json.loads(line) if line else {})
+    except ValueError:
+        return r.returncode, {}
 
 
 def criteria(lab):

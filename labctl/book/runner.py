@@ -39,7 +39,7 @@ def criterion(text: str, test: Callable[[], object], hint: str = "") -> Criterio
     except KeyError as exc:  # an answer or a field that is not there
         why = f"{exc} is missing"
         return Criterion(text, False, f"{hint} ({why})" if hint else why)
-    except (TypeError, ValueError, IndexError, StopIteration) as exc:
+    except (TypeError, ValueError, IndexError, AttributeError, StopIteration, OSError) as exc:
         why = f"{type(exc).__name__}: {exc}"
         return Criterion(text, False, f"{hint} ({why})" if hint else why)
     if isinstance(value, dict):
@@ -113,15 +113,29 @@ def recorded(lab: Lab, number: int) -> dict | None:
 
 
 def evaluate(lab: Lab, ex: Exercise) -> list[Criterion]:
+    """Every criterion of an exercise. A check that stops half-way (an answers.toml that
+    does not parse, an endpoint that does not answer) reports that as a criterion not
+    met, with the reason, instead of a traceback."""
     lab.ensure_up()
-    return list(ex.module("check").criteria(lab))
+    results: list[Criterion] = []
+    try:
+        for c in ex.module("check").criteria(lab):
+            results.append(c)
+    except LabDown:
+        raise
+    except Exception as exc:  # anything a check meets is reported, not raised
+        results.append(
+            Criterion("the rest of the check could not run", False, f"{type(exc).__name__}: {exc}")
+        )
+    return results
 
 
 def mark(c: Criterion) -> str:
     return {True: "✓", False: "✗", None: "-"}[c.ok]
 
 
-def report(ex: Exercise, results: Iterable[Criterion], out=sys.stdout) -> bool:
+def report(ex: Exercise, results: Iterable[Criterion], out=None) -> bool:
+    out = out or sys.stdout
     results = list(results)
     print(f"Exercise {ex.number}: {ex.title}", file=out)
     for c in results:

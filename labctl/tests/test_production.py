@@ -34,9 +34,12 @@ def test_a_damaged_state_is_not_trusted(tmp_path, text):
 
 
 def test_the_upstream_file_names_one_colour(tmp_path):
-    path = production.write_upstream(tmp_path, "green")
+    generation = production.write_upstream(tmp_path, "green")
+    path = tmp_path / "proxy" / "upstream.conf"
     assert "server serving-green:8080" in path.read_text()
     assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert generation in (tmp_path / "proxy" / "generation.conf").read_text()
+    assert production.write_upstream(tmp_path, "green") != generation
     with pytest.raises(ValueError):
         production.upstream_text("red")
 
@@ -47,8 +50,9 @@ class BlueGreen:
     mode = "docker"
     blue_green = True
 
-    def __init__(self, settings, fail: str = ""):
+    def __init__(self, settings, fail: str = "", alias_after_move: str = "4"):
         self.s, self.fail, self.steps = settings, fail, []
+        self.alias_after_move = alias_after_move
 
     def gatekeeper(self, *args, capture=False):
         named = [a for a in args if a != "--check"][:2]
@@ -63,6 +67,12 @@ class BlueGreen:
 
     def abort_production(self):
         self.steps.append("abort")
+
+    def settle_production(self):
+        self.steps.append("settle")
+
+    def production_alias(self):
+        return self.alias_after_move
 
     def switch_production(self):
         self.steps.append("switch")
@@ -80,6 +90,7 @@ def test_production_is_checked_on_the_idle_colour_before_the_alias_and_traffic_m
     b = BlueGreen(settings_for())
     pipeline.promote(b, "production")
     assert b.steps == [
+        "settle",
         "promote --to --check",
         "prepare 5 abc",
         "smoke --url",
@@ -93,10 +104,45 @@ def test_a_failed_smoke_on_the_idle_colour_leaves_production_as_it_was(settings_
     b = BlueGreen(settings_for(), fail="smoke")
     with pytest.raises(CommandFailed):
         pipeline.promote(b, "production")
-    assert b.steps == ["promote --to --check", "prepare 5 abc", "smoke --url", "abort"]
+    assert b.steps == ["settle", "promote --to --check", "prepare 5 abc", "smoke --url", "abort"]
 
 
 def test_rollback_goes_through_the_idle_colour_too(settings_for):
     b = BlueGreen(settings_for())
     pipeline.rollback(b)
-    assert b.steps[:5] == ["rollback --check", "prepare 5 abc", "smoke --url", "rollback", "switch"]
+    assert b.steps[:6] == [
+        "settle",
+        "rollback --check",
+        "prepare 5 abc",
+        "smoke --url",
+        "rollback",
+        "switch",
+    ]
+
+
+def test_a_move_that_failed_after_moving_the_alias_is_switched_to(settings_for):
+    """The gatekeeper's move exits non-zero (or is interrupted) after MLflow moved the
+    alias: production follows the alias instead of staying apart from it."""
+    b = BlueGreen(settings_for(), fail="promote", alias_after_move="5")
+    with pytest.raises(CommandFailed):
+        pipeline.promote(b, "production")
+    assert b.steps[-2:] == ["promote --to", "switch"]
+    b = BlueGreen(settings_for(), fail="promote", alias_after_move="4")
+    with pytest.raises(CommandFailed):
+        pipeline.promote(b, "production")
+    assert b.steps[-2:] == ["promote --to", "abort"]
+
+
+def test_production_moves_exactly_the_version_it_checked(settings_for):
+    seen = []
+    b = BlueGreen(settings_for())
+    original = b.gatekeeper
+
+    def gatekeeper(*args, capture=False):
+        seen.append(args)
+        return original(*args, capture=capture)
+
+    b.gatekeeper = gatekeeper
+    pipeline.promote(b, "production")
+    move = next(a for a in seen if a[0] == "promote" and "--check" not in a)
+    assert move[-2:] == ("--version", "5")

@@ -207,6 +207,8 @@ def test_each_uncommitted_edit_gets_its_own_image_tag(tmp_path):
     (tmp_path / "serving").mkdir()
     clean = git_sha(tmp_path)
     assert "-dirty" not in clean
+    (tmp_path / "README.md").write_text("notes")  # outside the image folders
+    assert git_sha(tmp_path) == clean
     (tmp_path / "serving" / "app.py").write_text("one")  # untracked, in an image folder
     first = git_sha(tmp_path)
     (tmp_path / "serving" / "app.py").write_text("two")

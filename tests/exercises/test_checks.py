@@ -292,3 +292,19 @@ def test_promote_and_roll_back_wants_production_back_and_its_image(fake_lab):
     state["served"]["production"] = "2"  # the server never went back
     state["digests"]["production"] = "sha256:other"
     assert len(failed(fake_lab(mode="docker", state=state), 6)) == 2
+
+
+def test_a_malformed_answers_file_is_a_criterion_not_a_traceback(fake_lab, capsys):
+    lab = fake_lab()
+    lab.write_answers("[ex1\nproduction_version = 1\n")
+    assert runner.check(lab, 1) == runner.NOT_YET
+    out = capsys.readouterr().out
+    assert "✗ the rest of the check could not run" in out and "answers.toml" in out
+
+
+def test_the_tour_does_not_pass_an_image_answer_without_a_registry(fake_lab):
+    state = recorded_lab()
+    state["digests"] = {}  # the registry answers nothing
+    lab = fake_lab(mode="docker", state=state)
+    lab.write_answers(EX1)
+    assert "production_image_sha names production's image" in " ".join(failed(lab, 1))
