@@ -78,19 +78,36 @@ def wait_version(url: str, version: str, timeout: float = 120) -> None:
     raise AssertionError(f"{url} still serves {served_version(url)}, expected {version}")
 
 
-def promote_new_candidate(lab: Lab) -> str:
-    """Train a candidate and take it through gate, staging and production with the make
-    targets a student uses; returns its version once the production server serves it."""
-    steps = (
-        ("train",),
-        ("gate",),
-        ("promote", "TO=staging"),
-        ("load", "LOCUST_RUN_TIME=5s"),
-        ("promote", "TO=production"),
-    )
+MANIFEST_ACCEPT = (
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json"
+)
+
+
+def run_steps(lab: Lab, *steps: tuple[str, ...]) -> None:
+    """make targets in order, each of which must succeed."""
     for args in steps:
         r = lab.make(*args)
         assert r.returncode == 0, f"make {' '.join(args)}:\n{r.stdout[-3000:]}{r.stderr[-3000:]}"
+
+
+def to_staging(lab: Lab, *train_args: str) -> None:
+    """A new candidate trained, gated, promoted to staging and load-tested there."""
+    run_steps(
+        lab,
+        ("train", *train_args),
+        ("gate",),
+        ("promote", "TO=staging"),
+        ("load", "LOCUST_RUN_TIME=5s"),
+    )
+
+
+def promote_new_candidate(lab: Lab) -> str:
+    """Train a candidate and take it through gate, staging and production with the make
+    targets a student uses; returns its version once the production server serves it."""
+    to_staging(lab)
+    run_steps(lab, ("promote", "TO=production"))
     version = lab.aliases()["production"]
     wait_version(lab.production, version)
     return version
@@ -102,10 +119,6 @@ def image_digest(registry: str, tag: str) -> str | None:
         f"{registry}/v2/mlops-lab/serving/manifests/{tag}",
         timeout=10,
         auth=registry_auth(),
-        headers={
-            "Accept": "application/vnd.oci.image.index.v1+json, "
-            "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
+        headers={"Accept": MANIFEST_ACCEPT},
     )
     return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None

@@ -17,10 +17,12 @@ import requests
 from tests.e2e import faults
 from tests.e2e.faults import compose
 from tests.e2e.labtools import (
+    MANIFEST_ACCEPT,
     image_digest,
     mlflow_auth,
     registry_auth,
     served_version,
+    to_staging,
     wait_version,
 )
 
@@ -298,11 +300,6 @@ def test_everything_survives_down_and_up(lab, settled):
 
 
 REPOSITORIES = ("mlflow", "serving", "training", "gatekeeper", "loadtests")
-MANIFESTS = (
-    "application/vnd.oci.image.index.v1+json, "
-    "application/vnd.docker.distribution.manifest.v2+json, "
-    "application/vnd.oci.image.manifest.v1+json"
-)
 
 
 def _tag_as_another_commit(lab, source: str, target: str) -> None:
@@ -311,7 +308,10 @@ def _tag_as_another_commit(lab, source: str, target: str) -> None:
     for repo in REPOSITORIES:
         base = f"{lab.registry}/v2/mlops-lab/{repo}/manifests"
         r = requests.get(
-            f"{base}/{source}", headers={"Accept": MANIFESTS}, auth=registry_auth(), timeout=30
+            f"{base}/{source}",
+            headers={"Accept": MANIFEST_ACCEPT},
+            auth=registry_auth(),
+            timeout=30,
         )
         assert r.status_code == 200, (repo, source, r.status_code)
         put = requests.put(
@@ -337,15 +337,7 @@ def test_a_promotion_across_two_commits_under_load_fails_nothing_and_never_goes_
     other = f"{sha[:20]}-next{int(time.time()) % 100000}"
     _tag_as_another_commit(lab, sha, other)
     live_before = faults.live_production()
-    steps = (
-        ("train", f"GIT_SHA={other}"),
-        ("gate",),
-        ("promote", "TO=staging"),
-        ("load", "LOCUST_RUN_TIME=5s"),
-    )
-    for args in steps:
-        r = lab.make(*args)
-        assert r.returncode == 0, f"make {args}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+    to_staging(lab, f"GIT_SHA={other}")
     candidate = lab.aliases()["staging"]
     assert client.get_model_version(lab.model_name, candidate).tags["git_sha"] == other
     with Load(lab.production, clients=3) as load:
