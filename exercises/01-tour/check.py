@@ -4,6 +4,9 @@ import json
 
 from labctl.book.runner import criterion, skipped
 
+# Some criteria read the image registry: the round trip runs this exercise in docker mode too.
+READS_IMAGES = True
+
 
 def criteria(lab):
     a = lab.answers("ex1")

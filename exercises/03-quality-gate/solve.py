@@ -3,22 +3,17 @@ answers read from its report, and the script copied into place."""
 
 import json
 import shutil
-import subprocess
 
 from labctl.book import answers
-
-
-def _make(lab, *args):
-    print(f"  make {' '.join(args)}")
-    subprocess.run(["make", "--no-print-directory", *args], cwd=lab.root, check=True)
+from labctl.book.solving import make
 
 
 def solve(lab):
     candidate = lab.aliases()["candidate"]
     report = json.loads(lab.artifact(lab.version(candidate)["run_id"], "gate/gate_report.json"))
     if not report.get("production", {}).get("version"):
-        _make(lab, "train")
-        _make(lab, "gate")
+        make(lab, "train")
+        make(lab, "gate")
         candidate = lab.aliases()["candidate"]
     report = json.loads(lab.artifact(lab.version(candidate)["run_id"], "gate/gate_report.json"))
     rows = {c["name"]: c["value"] for c in report["checks"]}

@@ -213,6 +213,36 @@ class Lab:
             ["git", "-C", str(self.root), *args], capture_output=True, text=True, check=False
         )
 
+    def start_commit(self) -> str:
+        """The commit the workshop starts from: the tag `workshop-start` where the instructor
+        set it, else the commit the lab's first model version was trained from."""
+        tagged = self.git("rev-parse", "--verify", "--quiet", "workshop-start^{commit}")
+        if tagged.returncode == 0:
+            return tagged.stdout.strip()
+        sha = self.version("1")["tags"].get("git_sha", "")
+        if not self.clean_commit(sha):
+            raise Unanswered(
+                "no tag workshop-start and version 1 has no clean git_sha: "
+                "git tag workshop-start <the commit the class started from>"
+            )
+        return sha
+
+    def clean_commit(self, sha: str) -> bool:
+        """A sha that names a commit of this repository, with nothing uncommitted in it."""
+        if not sha or "-dirty" in sha or sha == "dev":
+            return False
+        return self.git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
+
+    def changed_since_start(self, sha: str, *paths: str) -> list[str]:
+        """The files under `paths` that differ between the workshop's start and `sha`."""
+        diff = self.git("diff", "--name-only", self.start_commit(), sha, "--", *paths)
+        return diff.stdout.split()
+
+    def show(self, sha: str, path: str) -> str:
+        """A file as it was at a commit ('' when it did not exist there)."""
+        r = self.git("show", f"{sha}:{path}")
+        return r.stdout if r.returncode == 0 else ""
+
     def report(self, relative: str) -> dict | None:
         path = self.root / "reports" / relative
         try:

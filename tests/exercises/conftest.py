@@ -231,6 +231,49 @@ def fake_lab(tmp_path):
     return _make
 
 
+class GitLab(FakeLab):
+    """A recorded lab whose working tree is a real git repository (for the criteria that
+    read commits): a copy of the given product files, committed and tagged workshop-start."""
+
+    def __init__(self, tmp_path: Path, state: dict, mode: str, files: list[str]):
+        super().__init__(tmp_path, state, mode)
+        for rel in files:
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / rel, tmp_path / rel)
+        (tmp_path / ".gitignore").write_text("answers.toml\n.lab/\n")
+        self.run_git("init", "--quiet", "--initial-branch=main")
+        self.commit_all("workshop start")
+        self.run_git("tag", "workshop-start")
+
+    def run_git(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", "-C", str(self.root), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    def git(self, *args):
+        return subprocess.run(
+            ["git", "-C", str(self.root), *args], capture_output=True, text=True, check=False
+        )
+
+    def commit_all(self, message: str) -> str:
+        self.run_git("add", "-A")
+        self.run_git("commit", "--quiet", "--allow-empty", "-m", message)
+        return self.run_git("rev-parse", "--short=12", "HEAD").stdout.strip()
+
+
+@pytest.fixture
+def git_lab(tmp_path):
+    """A recorded lab in a real git repository holding copies of `files`."""
+
+    def _make(files, mode="local", state=None):
+        return GitLab(tmp_path, state or recorded_lab(), mode, list(files))
+
+    return _make
+
+
 def results(lab, number):
     ex = runner.find(lab.root, number)
     return list(ex.module("check").criteria(lab))
