@@ -109,8 +109,9 @@ train: ## Train a new candidate (TRAIN_DATASET=, LABEL_NOISE=, TRAIN_SEED=)
 gate: ## Run the quality gate on @candidate (exit 1 stops the line)
 	@$(LAB) gate
 
-promote: ## Promote: TO=staging (candidate->staging) or TO=production (staging->production, needs make load; SKIP_LOAD_GATE=1 overrides)
-	@$(LAB) promote
+# VERSION only from make's command line: a shell or CI may export VERSION for other things.
+promote: ## Promote: TO=staging (candidate->staging) or TO=production (staging->production, needs make load; SKIP_LOAD_GATE=1 overrides); VERSION=N picks the version
+	@$(LAB) promote --version "$(if $(filter command line,$(origin VERSION)),$(VERSION))"
 
 rollback: ## Point @production back at the previous production version
 	@$(LAB) rollback

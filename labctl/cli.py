@@ -62,6 +62,9 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         default=env("SKIP_LOAD_GATE", "").strip().lower() in ("1", "true", "yes"),
         help="production without a passed latency gate, recorded on the version (SKIP_LOAD_GATE=1)",
     )
+    verbs["promote"].add_argument(
+        "--version", default="", help="promote this version, not the source alias's (VERSION=)"
+    )
     verbs["smoke"].add_argument("--alias", default=env("ALIAS") or "staging", help="(ALIAS=)")
     verbs["load"].add_argument(
         "--alias", default=env("LOAD_ALIAS") or "staging", help="(LOAD_ALIAS=)"
@@ -186,7 +189,8 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
             (settings.root / "reports" / "gate").mkdir(parents=True, exist_ok=True)
         b.gatekeeper("gate")
     elif verb == "promote":
-        pipeline.promote(b, args.to, "SKIP_LOAD_GATE=1" if args.skip_load_gate else "")
+        skip = "SKIP_LOAD_GATE=1" if args.skip_load_gate else ""
+        pipeline.promote(b, args.to, skip, version=args.version)
     elif verb == "rollback":
         pipeline.rollback(b)
     elif verb == "status":

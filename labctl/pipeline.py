@@ -98,7 +98,8 @@ def _verified_production_change(
     what production serves never part."""
     b.settle_production()  # nothing half-done from an interrupted change
     version, sha = checked_target(b, *check)
-    if pin_version:  # move exactly what was checked, even if the source alias moved since
+    if pin_version and "--version" not in move:
+        # Move exactly what was checked, even if the source alias moved since.
         move = (*move, "--version", version)
     try:
         url = b.prepare_production(version, sha)
@@ -122,15 +123,22 @@ def _verified_production_change(
     b.switch_production()
 
 
-def promote(b: Backend, to: str, skip_load_gate: str = "") -> None:
+def promote(b: Backend, to: str, skip_load_gate: str = "", version: str = "") -> None:
+    """Move @staging to @candidate's version (or VERSION=N, any gated version), or
+    @production to @staging's (VERSION=N then names the version expected there: the
+    gatekeeper refuses it if staging holds another)."""
     check_alias("TO", to)
+    version = version.strip()
+    if version and not version.isdigit():
+        raise LabError(f"VERSION must be a model version number, got {version!r}")
     skip = ("--skip-load-gate", skip_load_gate) if skip_load_gate else ()
+    pinned = ("--version", version) if version else ()
     with lock.exclusive(b.s.lab_dir / "promote.lock", f"make promote TO={to}"):
         if to == "production" and getattr(b, "blue_green", False):
-            args = ("promote", "--to", to, *skip)
+            args = ("promote", "--to", to, *skip, *pinned)
             _verified_production_change(b, args, args, pin_version=True)
         else:
-            b.gatekeeper("promote", "--to", to, *skip)
+            b.gatekeeper("promote", "--to", to, *skip, *pinned)
             b.roll(to)
         smoke(b, to)
 

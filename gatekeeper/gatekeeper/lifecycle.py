@@ -203,8 +203,13 @@ def gate(client: MlflowClient, cfg: GateConfig, version: str | None = None) -> G
     )
     md_text = report.to_markdown(cfg.model_name, version, decision, checked_at, evidence)
     json_path, md_path = report.write(Path(cfg.report_dir), json_text, md_text)
-    client.log_artifact(run_id, str(json_path), "gate")
-    client.log_artifact(run_id, str(md_path), "gate")
+    # The latest verdict under gate/, every verdict under gate/history/ (a re-gate with
+    # other thresholds does not erase the earlier one).
+    kept = report.history_name(version, checked_at)
+    report.write(Path(cfg.report_dir) / "history" / kept, json_text, md_text)
+    for path in (json_path, md_path):
+        client.log_artifact(run_id, str(path), "gate")
+        client.log_artifact(run_id, str(path), f"gate/history/{kept}")
     verdict = "passed" if decision.passed else "failed"
     # The verdict is written last: a version never reads `passed` without the fingerprint
     # of the files that passed (the model servers load only those: serving/trusted.py).

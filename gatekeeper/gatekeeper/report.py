@@ -133,3 +133,10 @@ def write(directory: Path, json_text: str, md_text: str) -> tuple[Path, Path]:
     j.write_text(json_text)
     m.write_text(md_text)
     return j, m
+
+
+def history_name(version: str, checked_at: str) -> str:
+    """The folder an earlier verdict is kept in, so that the next gate does not overwrite
+    it: `2026-11-26T05-59-01Z-v7` (sortable by time, safe in a path and an artifact URI)."""
+    stamp = checked_at.replace("+00:00", "Z").replace(":", "-")
+    return f"{stamp}-v{version}"

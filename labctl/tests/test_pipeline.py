@@ -18,6 +18,7 @@ class StepBackend:
         self.status = status
         self.fail_on = fail_on
         self.steps: list[str] = []
+        self.calls: list[tuple[str, ...]] = []
 
     def _step(self, name: str) -> None:
         self.steps.append(name)
@@ -39,6 +40,7 @@ class StepBackend:
             if self.status.returncode:
                 raise CommandFailed(["gatekeeper", *args], self.status.returncode)
             return self.status
+        self.calls.append(args)
         self._step(" ".join(args[:3]))
         return Result(0)
 
@@ -115,6 +117,21 @@ def test_rollback_rolls_and_smokes_production_then_staging(settings_for):
         "roll staging",
         "smoke --url http://staging",
     ]
+
+
+def test_promote_passes_the_chosen_version_to_the_gatekeeper(settings_for):
+    b = StepBackend(settings_for(), Result(0, ""))
+    pipeline.promote(b, "staging", version="3")
+    assert b.calls[0] == ("promote", "--to", "staging", "--version", "3")
+    assert b.steps[1:] == ["roll staging", "smoke --url http://staging"]
+
+
+@pytest.mark.parametrize("version", ["v3", "3; rm -rf /", "-1"])
+def test_a_version_that_is_not_a_number_moves_nothing(settings_for, version):
+    b = StepBackend(settings_for(), Result(0, ""))
+    with pytest.raises(LabError, match="VERSION must be a model version number"):
+        pipeline.promote(b, "staging", version=version)
+    assert b.steps == []
 
 
 def test_promote_to_an_unknown_alias_is_a_usage_error(settings_for):

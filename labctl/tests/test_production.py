@@ -146,3 +146,20 @@ def test_production_moves_exactly_the_version_it_checked(settings_for):
     pipeline.promote(b, "production")
     move = next(a for a in seen if a[0] == "promote" and "--check" not in a)
     assert move[-2:] == ("--version", "5")
+
+
+def test_a_chosen_version_is_checked_and_moved_once(settings_for):
+    seen = []
+    b = BlueGreen(settings_for())
+    original = b.gatekeeper
+
+    def gatekeeper(*args, capture=False):
+        seen.append(args)
+        return original(*args, capture=capture)
+
+    b.gatekeeper = gatekeeper
+    pipeline.promote(b, "production", version="5")
+    promotes = [a for a in seen if a[0] == "promote"]
+    assert [a.count("--version") for a in promotes] == [1, 1]
+    assert promotes[0][-3:] == ("--version", "5", "--check")
+    assert promotes[1][-2:] == ("--version", "5")

@@ -1,6 +1,7 @@
 """The gatekeeper CLI against a real MLflow server, on versions the real trainer made."""
 
 import json
+from pathlib import Path
 
 import mlflow.artifacts
 import pytest
@@ -33,6 +34,32 @@ def test_good_candidate_passes_and_records_its_verdict(mlflow_server, clone_mode
     logged = {f.path for f in client.list_artifacts(mv.run_id, "gate")}
     assert {"gate/gate_report.json", "gate/gate_report.md"} <= logged
     assert aliases(client, name) == {"candidate": v}
+
+
+def test_a_re_gate_keeps_the_earlier_verdict_in_the_history(
+    mlflow_server, clone_model, tmp_path
+):
+    client = MlflowClient(tracking_uri=mlflow_server)
+    name, (v,) = clone_model("good")
+    client.set_registered_model_alias(name, "candidate", v)
+    env = {"MLFLOW_MODEL_NAME": name, "GATE_REPORT_DIR": str(tmp_path)}
+    assert gk(mlflow_server, "gate", **env).returncode == 0
+    strict = gk(mlflow_server, "gate", **env, GATE_MAX_P99_LATENCY_MS="0.000001")
+    assert strict.returncode == 1
+    run_id = client.get_model_version(name, v).run_id
+    kept = sorted(f.path for f in client.list_artifacts(run_id, "gate/history"))
+    assert len(kept) == 2, kept
+
+    def verdict(path):
+        dst = tmp_path / "downloaded" / path
+        dst.mkdir(parents=True, exist_ok=True)
+        got = client.download_artifacts(run_id, f"{path}/gate_report.json", str(dst))
+        return json.loads(Path(got).read_text())["verdict"]
+
+    assert [verdict(k) for k in kept] == ["passed", "failed"]  # in time order
+    local = sorted(p.name for p in (tmp_path / "history").iterdir())
+    assert local == [k.rsplit("/", 1)[1] for k in kept]
+    assert verdict("gate") == "failed"
 
 
 def test_noisy_candidate_is_blocked_and_nothing_moves(mlflow_server, clone_model):
