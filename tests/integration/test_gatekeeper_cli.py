@@ -36,9 +36,7 @@ def test_good_candidate_passes_and_records_its_verdict(mlflow_server, clone_mode
     assert aliases(client, name) == {"candidate": v}
 
 
-def test_a_re_gate_keeps_the_earlier_verdict_in_the_history(
-    mlflow_server, clone_model, tmp_path
-):
+def test_a_re_gate_keeps_the_earlier_verdict_in_the_history(mlflow_server, clone_model, tmp_path):
     client = MlflowClient(tracking_uri=mlflow_server)
     name, (v,) = clone_model("good")
     client.set_registered_model_alias(name, "candidate", v)
