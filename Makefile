@@ -159,7 +159,7 @@ check: ## Self-check exercise EX=N: 0 done, 1 not yet (with hints), 2 the lab is
 solve: ## Apply the instructor's solution to exercise EX=N
 	@$(LAB) solve
 
-e2e: venv ## End-to-end tests against the running lab (make up first)
+e2e: venv ## End-to-end tests against the running lab: they train, promote and restart it (asks first; FORCE=1 skips)
 	@$(LAB) e2e
 
 clean: ## Delete the lab's data (asks first; FORCE=1 skips the question)

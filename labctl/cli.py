@@ -38,7 +38,7 @@ VERBS: dict[str, str] = {
     "summary": "the gate and latency reports as Markdown ($GITHUB_STEP_SUMMARY on GitHub)",
     "state-save": "stop the lab, save its volumes and .env to one file (docker mode)",
     "state-restore": "restore a saved lab into fresh volumes (docker mode)",
-    "e2e": "end-to-end tests against the running lab",
+    "e2e": "end-to-end tests against the running lab (they change it: asks first; --force)",
     "clean": "delete the lab's data (asks first; --force skips the question)",
     "mode": "print the mode the lab runs in (docker or local)",
     "user": "classroom mode: add an MLflow login (--name, --password; prints the password)",
@@ -71,7 +71,7 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     )
     verbs["logs"].add_argument("--service", default=env("SERVICE") or "", help="(SERVICE=)")
     force = env("FORCE", "").strip().lower() in ("1", "true", "yes")
-    for name in ("clean", "state-restore"):
+    for name in ("clean", "state-restore", "e2e"):
         verbs[name].add_argument("--force", action="store_true", default=force, help="(FORCE=1)")
     # Not from the environment: shells often export NAME (WSL does), or a PASSWORD.
     verbs["user"].add_argument("--name", default="", help="(make user NAME=)")
@@ -100,6 +100,22 @@ def confirm_clean(mode: str, ask: Callable[[str], str] = input) -> bool:
     what = "the lab's volumes" if mode == "docker" else "the local lab's data in .lab/"
     answer = ask(f"Delete {what} (every run, model and image)? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+def confirm_e2e(settings: Settings, mode: str, ask: Callable[[str], str] = input) -> bool:
+    """The end-to-end suite trains, promotes, rolls back and restarts the lab it runs on:
+    on a student's lab that rewrites what the exercise checks read. Ask first."""
+    url = f"http://{settings.admin_host}:{settings.get('MLFLOW_PORT')}"
+    what = (
+        f"the {mode} lab at {url}: it trains, promotes, rolls back and restarts it, "
+        "and moves the aliases exercise checks read"
+    )
+    if not sys.stdin.isatty():
+        raise LabError(
+            f"make e2e changes {what}; run it in a terminal to be asked, or with FORCE=1 "
+            "on a lab you can throw away"
+        )
+    return ask(f"make e2e changes {what}. Run it here? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def add_user(settings: Settings, name: str, password: str) -> None:
@@ -134,6 +150,9 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
         pytest = settings.root / ".venv" / "bin" / "pytest"
         if not pytest.exists():
             raise LabError("run make venv first")
+        if not args.force and not confirm_e2e(settings, mode):
+            log.info("make e2e not run")
+            return 0
         extra = args.pytest_args or shlex.split(settings.get("PYTEST_ARGS"))
         return runner.run(
             [str(pytest), "-m", "e2e", "tests/e2e", "-p", "no:cacheprovider", *extra],

@@ -13,6 +13,7 @@ def test_makefile_variables_are_the_options_defaults():
     assert p.parse_args(["smoke"]).alias == "production"
     assert p.parse_args(["logs"]).service == "mlflow"
     assert p.parse_args(["clean"]).force is True
+    assert p.parse_args(["e2e"]).force is True
     assert cli.parser({}).parse_args(["promote"]).to == "staging"
     for value in ("0", "no", "false", ""):
         assert cli.parser({"FORCE": value}).parse_args(["clean"]).force is False
@@ -49,6 +50,29 @@ def test_clean_outside_a_terminal_needs_force(monkeypatch):
 def test_clean_asks_first(monkeypatch, answer, go):
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     assert cli.confirm_clean("local", ask=lambda _q: answer) is go
+
+
+def test_e2e_outside_a_terminal_needs_force_and_runs_nothing(monkeypatch, capsys, lab_root):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    (lab_root / ".venv" / "bin").mkdir(parents=True)
+    (lab_root / ".venv" / "bin" / "pytest").write_text("")
+    assert cli.main(["e2e"], environ={"LAB_MODE": "local"}, root=lab_root) == 2
+    err = capsys.readouterr().err
+    assert "make e2e changes the local lab at http://127.0.0.1:" in err
+    assert "FORCE=1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("answer", "go"), [("y", True), ("", False), ("no", False)])
+def test_e2e_asks_first_in_a_terminal(monkeypatch, settings_for, answer, go):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    questions = []
+
+    def ask(question):
+        questions.append(question)
+        return answer
+
+    assert cli.confirm_e2e(settings_for(), "docker", ask=ask) is go
+    assert "trains, promotes, rolls back and restarts it" in questions[0]
 
 
 @pytest.mark.parametrize("verb", ["state_save", "state_restore"])
