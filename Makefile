@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 LAB := $(PYTHON) -m labctl
 
 .PHONY: help venv lint format unit integration test lock \
-	up down restart ps logs doctor build train gate promote rollback status smoke load e2e clean urls \
+	up down restart ps logs doctor build train gate pipeline promote rollback status smoke load e2e clean urls \
 	exercises check solve \
 	summary state-save state-restore bench user source-run
 
@@ -112,6 +112,9 @@ gate: ## Run the quality gate on @candidate (exit 1 stops the line)
 # VERSION only from make's command line: a shell or CI may export VERSION for other things.
 promote: ## Promote: TO=staging (candidate->staging) or TO=production (staging->production, needs make load; SKIP_LOAD_GATE=1 overrides); VERSION=N picks the version
 	@$(LAB) promote --version "$(if $(filter command line,$(origin VERSION)),$(VERSION))"
+
+pipeline: ## The stop-the-line chain: train, gate, promote to staging, load, promote to production (names the stage that stops it)
+	@$(LAB) pipeline
 
 rollback: ## Point @production back at the previous production version
 	@$(LAB) rollback

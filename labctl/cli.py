@@ -29,6 +29,7 @@ VERBS: dict[str, str] = {
     "build": "build the images and push them to the local registry, tagged by git sha",
     "train": "train a new candidate",
     "gate": "run the quality gate on @candidate (exit 1 stops the line)",
+    "pipeline": "the stop-the-line chain: train, gate, staging, load, production",
     "promote": "promote --to staging (candidate->staging) or production (staging->production)",
     "rollback": "point @production back at the previous production version",
     "status": "show which version each alias points to",
@@ -202,11 +203,9 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
     elif verb == "train":
         b.train()
     elif verb == "gate":
-        if mode == "docker":
-            b.prepare_reports()
-        else:
-            (settings.root / "reports" / "gate").mkdir(parents=True, exist_ok=True)
-        b.gatekeeper("gate")
+        pipeline.gate(b)
+    elif verb == "pipeline":
+        pipeline.run_pipeline(b)
     elif verb == "promote":
         skip = "SKIP_LOAD_GATE=1" if args.skip_load_gate else ""
         pipeline.promote(b, args.to, skip, version=args.version)

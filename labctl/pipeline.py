@@ -221,3 +221,47 @@ def up(b: Backend) -> None:
         bootstrap(b)
     b.record_mode()
     print(urls.text(b.s, b.mode))
+
+
+def gate(b: Backend) -> None:
+    if b.mode == "docker":
+        b.prepare_reports()
+    else:
+        (b.s.root / "reports" / "gate").mkdir(parents=True, exist_ok=True)
+    b.gatekeeper("gate")
+
+
+PIPELINE_STAGES = (
+    "train",
+    "gate",
+    "promote to staging (smoke test included)",
+    "load test staging",
+    "promote to production (smoke test included)",
+)
+
+
+def run_pipeline(b: Backend) -> None:
+    """The stop-the-line chain, as CI runs it, on this lab: each stage runs only if the one
+    before it passed, and the stage that stopped the line is named with its exit code."""
+    steps = (
+        b.train,
+        lambda: gate(b),
+        lambda: promote(b, "staging"),
+        lambda: load(b, "staging"),
+        lambda: promote(b, "production"),
+    )
+    total = len(steps)
+    for number, (name, step) in enumerate(zip(PIPELINE_STAGES, steps, strict=True), 1):
+        log.info(f"pipeline stage {number}/{total}: {name}")
+        try:
+            step()
+        except (CommandFailed, LabError) as exc:
+            code = exc.returncode if isinstance(exc, CommandFailed) else exc.code
+            skipped = ", ".join(PIPELINE_STAGES[number:]) or "none"
+            log.problem(
+                f"the line stopped at stage {number}/{total}, {name} (exit {code}); "
+                f"not run: {skipped}"
+            )
+            raise
+        log.good(f"stage {number}/{total} passed: {name}")
+    log.good("the pipeline passed: the new model is in production")

@@ -50,6 +50,12 @@ class StepBackend:
     def roll(self, alias):
         self._step(f"roll {alias}")
 
+    def load(self, alias):
+        self._step(f"load {alias}")
+        out = self.s.root / "reports" / "load" / "latency_gate.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text('{"passed": true, "version": "2", "p95_ms": 5, "p99_ms": 9}')
+
     def server_url(self, alias):
         return f"http://{alias}"
 
@@ -132,6 +138,45 @@ def test_a_version_that_is_not_a_number_moves_nothing(settings_for, version):
     with pytest.raises(LabError, match="VERSION must be a model version number"):
         pipeline.promote(b, "staging", version=version)
     assert b.steps == []
+
+
+def test_the_pipeline_runs_every_stage_in_order(settings_for, capsys):
+    b = StepBackend(settings_for(), Result(0, ""))
+    pipeline.run_pipeline(b)
+    assert b.steps == [
+        "train",
+        "gate",
+        "promote --to staging",
+        "roll staging",
+        "smoke --url http://staging",
+        "load staging",
+        "record-load --version 2",
+        "promote --to production",
+        "roll production",
+        "smoke --url http://production",
+    ]
+    assert "the pipeline passed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "stage", "code"),
+    [
+        ("train", "1/5, train (exit 1)", 1),
+        ("gate", "2/5, gate (exit 1)", 1),
+        ("smoke --url http://staging", "3/5, promote to staging", 1),
+        ("load staging", "4/5, load test staging", 1),
+        ("promote --to production", "5/5, promote to production", 1),
+    ],
+)
+def test_the_pipeline_stops_at_the_failing_stage_and_names_it(
+    settings_for, capsys, fail_on, stage, code
+):
+    b = StepBackend(settings_for(), Result(0, ""), fail_on=fail_on)
+    with pytest.raises(CommandFailed) as exc:
+        pipeline.run_pipeline(b)
+    assert exc.value.returncode == code
+    assert b.steps[-1] == fail_on  # nothing after the stage that stopped the line
+    assert f"the line stopped at stage {stage}" in capsys.readouterr().err
 
 
 def test_promote_to_an_unknown_alias_is_a_usage_error(settings_for):
