@@ -6,6 +6,7 @@ never import this module.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,10 @@ def make(lab, *args: str, expect_failure: bool = False) -> None:
     """Run `make ARGS` in the lab as a student would; stop when it does not end as expected
     (a gate that should stop the line and passes is as wrong as one that fails)."""
     print(f"  make {' '.join(args)}", flush=True)
-    r = subprocess.run(["make", "--no-print-directory", *args], cwd=lab.root, check=False)
+    # The commit is the tree's as it is now (a solution may just have committed), never
+    # one inherited from the process that started the solution.
+    env = {k: v for k, v in os.environ.items() if k != "GIT_SHA"}
+    r = subprocess.run(["make", "--no-print-directory", *args], cwd=lab.root, env=env, check=False)
     if (r.returncode == 0) == expect_failure:
         expected = "to fail" if expect_failure else "to pass"
         raise LabError(f"make {' '.join(args)} exited {r.returncode}, expected it {expected}")
