@@ -63,3 +63,22 @@ def commit(lab, message: str, paths: list[str]) -> str:
     sha = lab.git("rev-parse", "--short=12", "HEAD").stdout.strip()
     print(f"  committed {sha}: {message}")
     return sha
+
+
+def revert(lab, sha: str) -> str:
+    """`git revert` a commit (a new commit that undoes it); return the new sha."""
+    done = _git(lab, "revert", "--no-edit", sha, identity=True)
+    if done.returncode != 0:
+        raise LabError(f"git revert {sha}: {(done.stderr or done.stdout).strip()}")
+    new = lab.git("rev-parse", "--short=12", "HEAD").stdout.strip()
+    print(f"  reverted {sha}: {new}")
+    return new
+
+
+def set_env(lab, key: str, value: str) -> None:
+    """Set KEY=value in the lab's .env, keeping every other line as it is."""
+    path = lab.root / ".env"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [ln for ln in lines if ln.split("=", 1)[0].strip() != key]
+    path.write_text("\n".join([*kept, f"{key}={value}"]) + "\n", encoding="utf-8")
+    print(f"  .env: {key}={value}")

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.e2e
 EXERCISES = runner.exercises(ROOT)
 # What the solutions write outside git's view, put back as it was after each test.
 WRITTEN = [ROOT / "answers.toml", ROOT / "exercises" / "03-quality-gate" / "validate_quality.py"]
+# What the solutions may edit and the lab needs: put back as it was.
+KEPT = [ROOT / ".env"]
 
 
 def _git(*args: str) -> str:
@@ -36,7 +38,7 @@ def clean_tree():
     if _git("status", "--porcelain", "--untracked-files=no"):
         pytest.skip("the working tree has uncommitted changes: the round trip commits")
     head = _git("rev-parse", "HEAD")
-    saved = {p: p.read_bytes() for p in WRITTEN if p.exists()}
+    saved = {p: p.read_bytes() for p in [*WRITTEN, *KEPT] if p.exists()}
     for p in WRITTEN:
         p.unlink(missing_ok=True)
     try:
