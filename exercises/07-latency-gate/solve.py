@@ -10,7 +10,7 @@ def solve(lab):
     forest = commit(lab, "grid: one big forest", touched)
     make(lab, "train")
     slow = lab.aliases()["candidate"]
-    make(lab, "gate", "GATE_MAX_P99_LATENCY_MS=1000")
+    make(lab, "gate", "GATE_MAX_P99_LATENCY_MS=1000", "GATE_MAX_REGRESSION=0.05")
     make(lab, "promote", "TO=staging")
     make(lab, "load", "LOCUST_RUN_TIME=10s", expect_failure=True)
     make(lab, "promote", "TO=production", expect_failure=True)
