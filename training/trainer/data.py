@@ -243,7 +243,7 @@ def check(ds: Dataset) -> list[Check]:
     results: list[Check] = []
     for rule in RULES:
         if results and results[-1].passed is not True:
-            results.append(Check(rule.__name__, None, "not run: an earlier rule failed"))
+            results.append(Check(rule.__name__, None, "an earlier rule failed"))
             continue
         try:
             results.append(Check(rule.__name__, True, rule(ds)))
