@@ -173,16 +173,18 @@ def _summary(r: subprocess.CompletedProcess) -> str:
 def criteria(lab):
     cache: dict = {}
 
+    def probed(source: str, report: dict | None = None) -> dict:
+        """probe(), once per distinct data.py (and report)."""
+        key = (source, json.dumps(report, sort_keys=True))
+        if key not in cache:
+            cache[key] = probe(lab, source, report)
+        return cache[key]
+
     def tree() -> dict:
-        if "tree" not in cache:
-            cache["tree"] = probe(lab, (lab.root / DATA_PY).read_text(encoding="utf-8"))
-        return cache["tree"]
+        return probed((lab.root / DATA_PY).read_text(encoding="utf-8"))
 
     def at(sha: str, report: dict | None = None) -> dict:
-        key = (sha, bool(report))
-        if key not in cache:
-            cache[key] = probe(lab, lab.show(sha, DATA_PY), report)
-        return cache[key]
+        return probed(lab.show(sha, DATA_PY), report)
 
     def has_rule(sha: str) -> bool:
         """Whether data.py at a commit rejects duplicates (False where it does not run)."""
