@@ -41,6 +41,8 @@ MANIFEST_ACCEPT = (
 )
 # The uid of the images' non-root user: as root (CI), jobs run as it and own the reports.
 IMAGE_UID = "10001"
+# The folders under reports/ the jobs write through bind mounts (compose/compose.yaml).
+REPORT_DIRS = ("data", "gate", "load")
 
 
 def served_version(url: str) -> str | None:
@@ -103,7 +105,7 @@ class DockerBackend:
         return f"{os.getuid()}:{os.getgid()}"
 
     def prepare_reports(self) -> None:
-        for sub in ("gate", "load"):
+        for sub in REPORT_DIRS:
             path = self.s.root / "reports" / sub
             path.mkdir(parents=True, exist_ok=True)
             if os.getuid() == 0:  # files too: local mode may have written them as root
@@ -395,7 +397,8 @@ class DockerBackend:
 
     def train(self) -> None:
         self.ensure_images()
-        self.runner.run(self.compose("run", "--rm", "--no-TTY", "training", profiles=("jobs",)))
+        self.prepare_reports()
+        self._job("jobs", "training")
 
     def roll(self, alias: str) -> None:
         """Bring a server onto the image its tag now names (recreated only if it changed);

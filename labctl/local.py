@@ -67,6 +67,7 @@ class LocalBackend:
             "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
             "GATE_REGISTRY_URL": "",  # no image registry in local mode
             "GATE_REPORT_DIR": str(settings.root / "reports" / "gate"),
+            "TRAIN_REPORT_DIR": str(settings.root / "reports" / "data"),
         }
         self.runner.env.update(self.job_env)
 
@@ -193,7 +194,7 @@ class LocalBackend:
         # Always: it does nothing when .venv is current, and installs what an older one
         # lacks (the components, installed editable) before any process starts.
         self.runner.run(["make", "--no-print-directory", "venv"])
-        for sub in ("gate", "load"):
+        for sub in ("data", "gate", "load"):
             (self.s.root / "reports" / sub).mkdir(parents=True, exist_ok=True)
         for name in SERVICES:  # preflight: refuse before starting anything
             self.clear_stale(name)

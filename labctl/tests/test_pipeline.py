@@ -227,7 +227,18 @@ def test_training_builds_this_commits_images_first(
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: in_registry)
     b.train()
     assert fake.ran("build mlflow serving-image") is built
-    assert " ".join(fake.calls[-1]).endswith("run --rm --no-TTY training")
+    assert " ".join(fake.calls[-1]).endswith(f"run --rm --no-TTY --user {b.run_as()} training")
+
+
+def test_training_runs_as_the_owner_of_its_report_folder(settings_for, fake, monkeypatch):
+    # The job writes reports/data through a bind mount: it runs as the user who owns it,
+    # as the gatekeeper does for reports/gate.
+    b = DockerBackend(settings_for(), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
+    b.train()
+    assert (b.s.root / "reports" / "data").is_dir()
+    argv = fake.calls[-1]
+    assert argv[argv.index("--user") + 1] == b.run_as()
 
 
 def test_reuse_skips_the_build_only_when_the_registry_has_the_images(

@@ -25,6 +25,7 @@ def job_env(tracking_uri: str, **extra: str) -> dict[str, str]:
         MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true",
         MLFLOW_DISABLE_TELEMETRY="true",
         GATE_REPORT_DIR=extra.pop("GATE_REPORT_DIR", str(ROOT / "reports" / "test-gate")),
+        TRAIN_REPORT_DIR=extra.pop("TRAIN_REPORT_DIR", str(ROOT / "reports" / "test-data")),
     )
     env.update(extra)
     return env

@@ -6,6 +6,12 @@ from trainer.config import ConfigError, TrainConfig
 def test_defaults():
     cfg = TrainConfig.from_env({})
     assert (cfg.dataset, cfg.seed, cfg.label_noise, cfg.git_sha) == ("iris", 42, 0.0, "unknown")
+    assert (cfg.duplicate_fraction, cfg.report_dir) == (0.0, "reports/data")
+
+
+def test_reads_the_duplicate_knob_and_the_report_folder():
+    cfg = TrainConfig.from_env({"TRAIN_DUPLICATE_FRACTION": "0.3", "TRAIN_REPORT_DIR": "/r"})
+    assert (cfg.duplicate_fraction, cfg.report_dir) == (0.3, "/r")
 
 
 def test_reads_environment():
@@ -31,6 +37,7 @@ def test_reads_environment():
         ({"LABEL_NOISE": "1.5"}, "LABEL_NOISE must be between"),
         ({"TRAIN_SEED": "1.5"}, "TRAIN_SEED must be an integer"),
         ({"TRAIN_TEST_SIZE": "0.9"}, "TRAIN_TEST_SIZE"),
+        ({"TRAIN_DUPLICATE_FRACTION": "2"}, "TRAIN_DUPLICATE_FRACTION must be between"),
     ],
 )
 def test_rejects_bad_settings(env, message):

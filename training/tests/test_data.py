@@ -114,3 +114,56 @@ def test_training_never_sees_the_gates_held_out_rows(name):
 def test_the_held_out_set_is_fixed_by_name_and_row_not_by_seed():
     assert data.holdout_mask("iris", 150).tolist() == data.holdout_mask("iris", 150).tolist()
     assert data.holdout_mask("iris", 150).tolist() != data.holdout_mask("wine", 150).tolist()
+
+
+def test_duplicate_fraction_appends_exact_copies_deterministically():
+    ds = _iris()
+    a = data.degrade(ds, label_noise=0, null_fraction=0, duplicate_fraction=0.3, seed=1)
+    b = data.degrade(ds, label_noise=0, null_fraction=0, duplicate_fraction=0.3, seed=1)
+    assert len(a.y) == len(ds.y) + 45
+    assert a.X.equals(b.X) and a.y.equals(b.y)
+    assert a.X.head(len(ds.y)).equals(ds.X)  # the original rows stay, in their order
+    rows = a.X.assign(target=a.y)
+    assert rows.duplicated().sum() >= 45  # every copy is exact: features and label
+
+
+def test_other_knobs_draw_the_same_numbers_with_or_without_duplicates():
+    ds = _iris()
+    plain = data.degrade(ds, label_noise=0.2, null_fraction=0, seed=3)
+    doubled = data.degrade(ds, label_noise=0.2, null_fraction=0, duplicate_fraction=0.1, seed=3)
+    assert doubled.y.head(len(ds.y)).equals(plain.y)
+
+
+def test_check_reports_every_rule_by_name_when_the_data_passes():
+    checks = data.check(_iris())
+    assert [c.name for c in checks] == [rule.__name__ for rule in data.RULES]
+    assert all(c.passed is True and c.detail for c in checks)
+
+
+def test_check_names_the_failed_rule_with_validates_message_and_skips_the_rest():
+    ds = data.degrade(_iris(), label_noise=0, null_fraction=0.05, seed=1)
+    checks = {c.name: c for c in data.check(ds)}
+    with pytest.raises(DataValidationError) as raised:
+        data.validate(ds)
+    assert checks["missing_values"].passed is False
+    assert checks["missing_values"].detail == str(raised.value)
+    assert checks["columns"].passed is True
+    assert checks["value_ranges"].passed is None
+    assert checks["value_ranges"].detail == "an earlier rule failed"
+
+
+def test_check_reports_a_rule_written_into_validate_itself(monkeypatch):
+    def stricter(ds):
+        raise DataValidationError(f"{ds.name}: no data is good enough")
+
+    monkeypatch.setattr(data, "validate", stricter)
+    checks = data.check(_iris())
+    assert checks[-1] == data.Check("validate", False, "iris: no data is good enough")
+
+
+def test_validation_does_not_change_the_data():
+    ds = data.degrade(_iris(), label_noise=0.1, null_fraction=0, duplicate_fraction=0.02, seed=2)
+    before = (ds.X.copy(), ds.y.copy())
+    data.check(ds)
+    data.validate(ds)
+    assert ds.X.equals(before[0]) and ds.y.equals(before[1])

@@ -46,6 +46,8 @@ class TrainConfig:
     test_size: float = 0.25
     label_noise: float = 0.0
     null_fraction: float = 0.0
+    duplicate_fraction: float = 0.0
+    report_dir: str = "reports/data"
     git_sha: str = "unknown"
     candidate_alias: str = "candidate"
 
@@ -66,5 +68,9 @@ class TrainConfig:
             test_size=_float(env, "TRAIN_TEST_SIZE", cls.test_size, 0.1, 0.5),
             label_noise=_float(env, "LABEL_NOISE", cls.label_noise, 0.0, 1.0),
             null_fraction=_float(env, "TRAIN_NULL_FRACTION", cls.null_fraction, 0.0, 1.0),
+            duplicate_fraction=_float(
+                env, "TRAIN_DUPLICATE_FRACTION", cls.duplicate_fraction, 0.0, 1.0
+            ),
+            report_dir=env.get("TRAIN_REPORT_DIR", "").strip() or cls.report_dir,
             git_sha=env.get("GIT_SHA", "").strip() or cls.git_sha,
         )

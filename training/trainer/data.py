@@ -7,6 +7,7 @@ what is wrong, before any compute is spent or anything is registered.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,14 +84,24 @@ def without_holdout(ds: Dataset) -> Dataset:
     )
 
 
-def degrade(ds: Dataset, *, label_noise: float, null_fraction: float, seed: int) -> Dataset:
-    """Corrupt the data for exercises: flip a share of labels, blank a share of cells.
+def degrade(
+    ds: Dataset,
+    *,
+    label_noise: float,
+    null_fraction: float,
+    seed: int,
+    duplicate_fraction: float = 0.0,
+) -> Dataset:
+    """Corrupt the data for exercises: flip a share of labels, blank a share of cells,
+    repeat a share of rows.
 
     Label noise reassigns each chosen row to a different class, on the rows training uses
     (its own test split included, so the run's logged metrics look as bad as its data):
     the gate measures the model on its held-out set, whose labels are the true ones.
+    Duplicated rows are exact copies (features and label) appended at the end: the split
+    then puts copies of one row on both sides, and the test score is inflated.
     """
-    if label_noise <= 0 and null_fraction <= 0:
+    if label_noise <= 0 and null_fraction <= 0 and duplicate_fraction <= 0:
         return ds
     rng = np.random.default_rng(seed)
     y = ds.y.to_numpy().copy()
@@ -103,12 +114,23 @@ def degrade(ds: Dataset, *, label_noise: float, null_fraction: float, seed: int)
     if null_fraction > 0:
         mask = rng.random(X.shape) < null_fraction
         X = X.mask(mask)
+    if duplicate_fraction > 0:
+        copies = np.sort(rng.choice(len(y), size=round(duplicate_fraction * len(y)), replace=False))
+        X = pd.concat([X, X.iloc[copies]], ignore_index=True)
+        y = np.concatenate([y, y[copies]])
     return Dataset(ds.name, X, pd.Series(y, name="target"), ds.target_names)
 
 
-def validate(ds: Dataset) -> None:
-    """Raise DataValidationError unless the data matches its expected schema and ranges."""
-    n_features, n_classes, lo, hi = _SPECS[ds.name]
+# ----------------------------------------------------------------------------- rules
+#
+# Each rule looks at the data and either returns a short note of what it found, or raises
+# DataValidationError saying what is wrong. Rules never change the data. They run in the
+# order of RULES; validate() stops at the first that fails.
+
+
+def columns(ds: Dataset) -> str:
+    """As many feature columns as the dataset has, and one label per row."""
+    n_features = _SPECS[ds.name][0]
     X, y = ds.X, ds.y
     if X.shape[1] != n_features:
         raise DataValidationError(
@@ -116,9 +138,20 @@ def validate(ds: Dataset) -> None:
         )
     if len(X) != len(y):
         raise DataValidationError(f"{ds.name}: {len(X)} feature rows but {len(y)} labels")
-    non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    return f"{X.shape[1]} feature columns, {len(y)} rows"
+
+
+def numeric(ds: Dataset) -> str:
+    """Every feature column holds numbers."""
+    non_numeric = [c for c in ds.X.columns if not pd.api.types.is_numeric_dtype(ds.X[c])]
     if non_numeric:
         raise DataValidationError(f"{ds.name}: non-numeric feature columns: {non_numeric[:5]}")
+    return "all feature columns are numeric"
+
+
+def missing_values(ds: Dataset) -> str:
+    """No missing feature value, no missing label."""
+    X, y = ds.X, ds.y
     nulls = X.isna().sum()
     if nulls.any() or y.isna().any():
         worst = nulls[nulls > 0].sort_values(ascending=False)
@@ -126,26 +159,102 @@ def validate(ds: Dataset) -> None:
         raise DataValidationError(
             f"{ds.name}: {int(nulls.sum() + y.isna().sum())} missing values ({detail})"
         )
-    values = X.to_numpy()
-    if not np.isfinite(values).all():
+    return "no missing values"
+
+
+def finite(ds: Dataset) -> str:
+    """No infinite feature value."""
+    if not np.isfinite(ds.X.to_numpy()).all():
         raise DataValidationError(f"{ds.name}: non-finite feature values")
+    return "all feature values are finite"
+
+
+def value_ranges(ds: Dataset) -> str:
+    """Every feature value within the dataset's plausible range."""
+    _, _, lo, hi = _SPECS[ds.name]
+    values = ds.X.to_numpy()
     out_of_range = (values < lo) | (values > hi)
     if out_of_range.any():
-        col = X.columns[int(np.argmax(out_of_range.any(axis=0)))]
+        col = ds.X.columns[int(np.argmax(out_of_range.any(axis=0)))]
         raise DataValidationError(
             f"{ds.name}: {int(out_of_range.sum())} values outside [{lo}, {hi}] (first in {col})"
         )
-    labels = set(np.unique(y).tolist())
-    if not labels <= set(range(n_classes)):
-        raise DataValidationError(f"{ds.name}: unexpected labels {sorted(labels)}")
-    counts = np.bincount(y.to_numpy(), minlength=n_classes)
-    floor = max(MIN_ROWS_PER_CLASS, MIN_CLASS_SHARE * len(y) / n_classes)
+    return f"all values within [{lo}, {hi}]"
+
+
+def labels(ds: Dataset) -> str:
+    """Only the dataset's own classes as labels."""
+    n_classes = _SPECS[ds.name][1]
+    found = set(np.unique(ds.y).tolist())
+    if not found <= set(range(n_classes)):
+        raise DataValidationError(f"{ds.name}: unexpected labels {sorted(found)}")
+    return f"labels within 0..{n_classes - 1}"
+
+
+def class_balance(ds: Dataset) -> str:
+    """Every class holds enough rows to learn it (MIN_CLASS_SHARE, MIN_ROWS_PER_CLASS)."""
+    n_classes = _SPECS[ds.name][1]
+    counts = np.bincount(ds.y.to_numpy(), minlength=n_classes)
+    floor = max(MIN_ROWS_PER_CLASS, MIN_CLASS_SHARE * len(ds.y) / n_classes)
     starved = [ds.target_names[i] for i, c in enumerate(counts) if c < floor]
     if starved:
         raise DataValidationError(
             f"{ds.name}: class imbalance: {starved} below {floor:.0f} rows "
             f"(counts {counts.tolist()})"
         )
+    return f"rows per class {counts.tolist()}, at least {floor:.0f} each"
+
+
+Rule = Callable[[Dataset], str]
+
+# The rules, in the order they run: the schema first, so that later rules can rely on it.
+RULES: tuple[Rule, ...] = (
+    columns,
+    numeric,
+    missing_values,
+    finite,
+    value_ranges,
+    labels,
+    class_balance,
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule's verdict: passed True or False, or None when an earlier rule failed and
+    this one did not run."""
+
+    name: str
+    passed: bool | None
+    detail: str
+
+
+def validate(ds: Dataset) -> None:
+    """Raise DataValidationError unless the data matches its expected schema and ranges."""
+    for rule in RULES:
+        rule(ds)
+
+
+def check(ds: Dataset) -> list[Check]:
+    """Every rule's verdict on the data, for the validation report (never raises
+    DataValidationError). Rules after the first failure are listed as not run. validate()
+    stays the authority: should it raise where every rule passed, its message is reported
+    as a failed check named `validate`."""
+    results: list[Check] = []
+    for rule in RULES:
+        if results and results[-1].passed is not True:
+            results.append(Check(rule.__name__, None, "an earlier rule failed"))
+            continue
+        try:
+            results.append(Check(rule.__name__, True, rule(ds)))
+        except DataValidationError as exc:
+            results.append(Check(rule.__name__, False, str(exc)))
+    if all(c.passed for c in results):
+        try:
+            validate(ds)
+        except DataValidationError as exc:
+            results.append(Check("validate", False, str(exc)))
+    return results
 
 
 def fingerprint(ds: Dataset) -> str:

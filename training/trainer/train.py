@@ -6,6 +6,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -33,7 +34,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from trainer import data
+from trainer import data, report
 from trainer.config import TrainConfig
 
 log = logging.getLogger("trainer")
@@ -117,16 +118,47 @@ def _log_reports(y_true, y_pred, target_names, out: Path) -> None:
     mlflow.log_artifact(str(out / "classification_report.txt"), "evaluation")
 
 
+def validate_and_report(ds: data.Dataset, cfg: TrainConfig, knobs: dict) -> tuple[Path, Path]:
+    """Check the data, write the validation report (passed or failed), and raise
+    DataValidationError with the first failed rule's message if the data is not fit."""
+    checks = data.check(ds)
+    doc = report.build(
+        ds,
+        checks,
+        knobs=knobs,
+        git_sha=cfg.git_sha,
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    try:
+        files = report.write(Path(cfg.report_dir), doc)
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot write the data-validation report to {cfg.report_dir}: {exc}"
+        ) from None
+    log.info("data validation %s: %s", doc["verdict"], files[1])
+    failed = next((c for c in checks if c.passed is False), None)
+    if failed is not None:
+        raise data.DataValidationError(failed.detail)
+    return files
+
+
 def run(cfg: TrainConfig) -> TrainResult:
     """Validate, train, log, register and alias. Raises on any failure before the alias moves."""
     full = data.load(cfg.dataset)
+    knobs = {
+        "label_noise": cfg.label_noise,
+        "null_fraction": cfg.null_fraction,
+        "duplicate_fraction": cfg.duplicate_fraction,
+        "seed": cfg.seed,
+    }
     ds = data.degrade(
         data.without_holdout(full),
         label_noise=cfg.label_noise,
         null_fraction=cfg.null_fraction,
+        duplicate_fraction=cfg.duplicate_fraction,
         seed=cfg.seed,
     )
-    data.validate(ds)
+    validation_files = validate_and_report(ds, cfg, knobs)
     fp = data.fingerprint(ds)
 
     X_train, X_test, y_train, y_test = train_test_split(
@@ -145,11 +177,14 @@ def run(cfg: TrainConfig) -> TrainResult:
                 "seed": cfg.seed,
                 "test_size": cfg.test_size,
                 "label_noise": cfg.label_noise,
+                "duplicate_fraction": cfg.duplicate_fraction,
                 "n_train": len(X_train),
                 "n_test": len(X_test),
                 "n_held_out_for_gate": len(full.y) - len(ds.y),
             }
         )
+        for path in validation_files:
+            mlflow.log_artifact(str(path), "data")
         best = None
         for family, params, pipe in candidates(cfg.seed):
             scores = cross_val_score(clone(pipe), X_train, y_train, cv=3, scoring="f1_macro")
