@@ -226,7 +226,7 @@ def _weak_fails(answer: dict, cases: dict) -> dict | bool:
 
 def _f1_checked(answer: dict, cases: dict) -> dict | bool:
     low, high = answer["f1_low"], answer["f1_high"]
-    for name, got in (("f1_low", low), ("f1_high", high)):
+    for got in (low, high):
         if "error" in got:
             raise ValueError(f"decide() with Thresholds(min_f1_macro=...): {got['error']}")
     row = low["rows"].get("f1_macro")
