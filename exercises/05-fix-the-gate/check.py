@@ -173,11 +173,14 @@ def _drive(lab, package_root: Path, case: dict) -> dict:
 def _cases(rng: random.Random) -> dict:
     """Decisions to ask for, with figures chosen now."""
     n = rng.choice((3, 4))
-    weak_at = rng.randrange(n)
+    # Two models, each with one weak class, not the same one: a fix that looks at one
+    # class only (or at a fixed position) misses one of them.
+    weak_at = rng.sample(range(n), 2)
     weak = round(rng.uniform(0.30, 0.55), 3)
-    recalls = [1.0] * n
-    recalls[weak_at] = weak
-    macro = round(sum(recalls) / n, 6)  # >= 0.825: well above the threshold
+    recalls = [[1.0] * n, [1.0] * n]
+    for model, at in zip(recalls, weak_at, strict=True):
+        model[at] = weak
+    macro = round((n - 1 + weak) / n, 6)  # >= 0.766: well above the threshold
     threshold = round(rng.uniform(weak + 0.1, macro - 0.05), 3)
     spread = [round(rng.uniform(0.82, 0.98), 3) for _ in range(n)]
     good_threshold = round(min(spread) - 0.02, 3)
@@ -191,7 +194,11 @@ def _cases(rng: random.Random) -> dict:
 
     return {
         "weak": {
-            "metrics": metrics(recalls),
+            "metrics": metrics(recalls[0]),
+            "thresholds": {"min_recall_per_class": threshold},
+        },
+        "weak_elsewhere": {
+            "metrics": metrics(recalls[1]),
             "thresholds": {"min_recall_per_class": threshold},
         },
         "spread": {
@@ -210,12 +217,15 @@ def _cases(rng: random.Random) -> dict:
 
 
 def _weak_fails(answer: dict, cases: dict) -> dict | bool:
-    weak, spread = answer["weak"], answer["spread"]
-    for name, got in (("weak", weak), ("spread", spread)):
-        if "error" in got:
-            raise ValueError(f"decide() on the {name} case: {got['error']}")
+    for name in ("weak", "weak_elsewhere", "spread"):
+        if "error" in answer[name]:
+            raise ValueError(f"decide() on the {name} case: {answer[name]['error']}")
     m = cases["weak"]["metrics"]
-    if "min_recall_per_class" in weak["failed"] and spread["passed"]:
+    if (
+        "min_recall_per_class" in answer["weak"]["failed"]
+        and "min_recall_per_class" in answer["weak_elsewhere"]["failed"]
+        and answer["spread"]["passed"]
+    ):
         return {
             "weakest_class": min(v for k, v in m.items() if k.startswith("recall_class_")),
             "recall_macro": m["recall_macro"],
@@ -327,12 +337,16 @@ def criteria(lab):
 
 def _criteria(lab, cases, f1_env, facts, tmp):
     def tree_answer():
+        """The working tree's answers, asked once (a failure is the answer too)."""
         if "tree" not in facts:
-            copy = _copy_gatekeeper(lab.root / "gatekeeper", tmp / "tree" / "gatekeeper")
-            if (lab.root / "pyproject.toml").is_file():
-                shutil.copy(lab.root / "pyproject.toml", tmp / "tree" / "pyproject.toml")
-            case = {"decide": cases, "f1_env": str(f1_env), "root": str(lab.root)}
-            facts["tree"] = _drive(lab, copy, case)
+            try:
+                copy = _copy_gatekeeper(lab.root / "gatekeeper", tmp / "tree" / "gatekeeper")
+                case = {"decide": cases, "f1_env": str(f1_env), "root": str(lab.root)}
+                facts["tree"] = _drive(lab, copy, case)
+            except (OSError, ValueError) as exc:
+                facts["tree"] = exc
+        if isinstance(facts["tree"], Exception):
+            raise facts["tree"]
         return facts["tree"]
 
     yield criterion(
