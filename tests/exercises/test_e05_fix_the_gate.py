@@ -4,8 +4,10 @@ bug, and the gate reports the pipeline records."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -217,13 +219,42 @@ def test_the_solution_passes_and_docker_mode_wants_the_image(tmp_path):
     assert [c.text for c in results(lab, 5) if c.ok is None] == [IMAGE]
 
 
-def test_a_fix_that_keeps_the_colleagues_tests_does_not_catch_the_bug(tmp_path):
+def _without_tests(text: str, *names: str) -> str:
+    """A test module without the named test functions."""
+    tree = ast.parse(text)
+    kept = [n for n in tree.body if getattr(n, "name", None) not in names]
+    assert len(kept) == len(tree.body) - len(names)
+    tree.body = kept
+    return ast.unparse(tree)
+
+
+def test_a_fix_whose_recall_tests_were_deleted_does_not_catch_the_bug(tmp_path):
     lab = Lab05(tmp_path)
     lab.solved()
-    # decide.py fixed, but the tests are the colleague's again: no test fails on the bug.
+    tests = tmp_path / "gatekeeper" / "tests" / "test_decide.py"
+    text = tests.read_text()
+    for row in ('("recall_class_1", 0.7, True),', '("recall_class_1", 0.6999, False),'):
+        assert row in text
+        text = text.replace(row, "")
+    tests.write_text(
+        _without_tests(
+            text,
+            "test_one_weak_class_fails_even_if_macro_recall_is_high",
+            "test_no_per_class_recall_fails",
+        )
+    )
+    # Green on the tree, and green with the bug planted again: nothing pins the behaviour.
+    (bad,) = [c for c in results(lab, 5) if c.ok is False]
+    assert bad.text.startswith(TESTS) and "all pass" in bad.hint
+
+
+def test_the_colleagues_tests_on_the_fixed_code_are_red(tmp_path):
+    lab = Lab05(tmp_path)
+    lab.solved()
     planted_tests = lab.run_git("show", "HEAD~1:gatekeeper/tests/test_decide.py").stdout
     (tmp_path / "gatekeeper" / "tests" / "test_decide.py").write_text(planted_tests)
-    assert _starts(_failed(lab)) == {TESTS}
+    (bad,) = [c for c in results(lab, 5) if c.ok is False]
+    assert bad.text.startswith(TESTS) and "do not pass on your tree" in bad.hint
 
 
 def test_a_test_that_always_fails_is_no_catch(tmp_path):
@@ -231,10 +262,20 @@ def test_a_test_that_always_fails_is_no_catch(tmp_path):
     lab.solved()
     with (tmp_path / "gatekeeper" / "tests" / "test_decide.py").open("a") as f:
         f.write("\n\ndef test_always():\n    assert False\n")
-    assert _starts(_failed(lab)) == {TESTS}
+    (bad,) = [c for c in results(lab, 5) if c.ok is False]
+    assert bad.text.startswith(TESTS) and "do not pass on your tree" in bad.hint
 
 
-def test_a_fix_for_one_class_only_fails(tmp_path):
+class _FirstWeakClassIsOne(random.Random):
+    """The check's figures, with the first weak class at index 1 (the README's example)."""
+
+    def sample(self, population, k):
+        return [1, 0][:k]
+
+
+def test_a_fix_for_one_class_only_fails(tmp_path, monkeypatch):
+    # Even when the first weak model's weak class is the one the fix looks at.
+    monkeypatch.setattr(random, "SystemRandom", lambda: _FirstWeakClassIsOne(5))
     lab = Lab05(tmp_path)
     lab.solved()
     decide = tmp_path / "gatekeeper" / "gatekeeper" / "decide.py"
@@ -257,37 +298,55 @@ def test_a_threshold_compose_does_not_pass_on_fails(tmp_path):
     assert _starts(_failed(lab)) == {PLUMBING}
 
 
+def _dirty(state, fix, start):
+    state["versions"]["5"]["tags"]["git_sha"] = f"{fix}-dirty-1a2b3c4d5e"
+
+
+def _from_start(state, fix, start):
+    state["versions"]["5"]["tags"]["git_sha"] = start
+
+
+def _copied_report(state, fix, start):
+    state["artifacts"][("run5", "gate/gate_report.json")]["checked_at"] = "2026-11-26T09:00:00Z"
+
+
+def _default_threshold(state, fix, start):
+    state["versions"]["4"]["tags"]["gate.thresholds"] = json.dumps(THRESHOLDS)
+    state["artifacts"][("run4", "gate/gate_report.json")].update(
+        thresholds=THRESHOLDS,
+        checks=[{"name": "f1_macro", "value": 0.7, "threshold": ">= 0.8", "passed": False}],
+    )
+
+
+def _colleagues_gate(state, fix, start):
+    row = state["artifacts"][("run3", "gate/gate_report.json")]["checks"][0]
+    row.update(value=0.897436, passed=True)
+
+
 @pytest.mark.parametrize(
-    ("change", "criteria"),
+    ("change", "criteria", "why"),
     [
         # Trained from uncommitted edits.
-        (lambda s, fix, start: s["versions"]["5"]["tags"].update(git_sha=f"{fix}-dirty-1a2b"),
-         {COMMIT}),
-        # Trained from the start: its gatekeeper has no f1 check.
-        (lambda s, fix, start: s["versions"]["5"]["tags"].update(git_sha=start), {COMMIT}),
-        # A report copied in from another judgement than the one the tags record.
-        (lambda s, fix, start: s["artifacts"][("run5", "gate/gate_report.json")].update(
-            checked_at="2026-11-26T09:00:00+00:00"), {PASSED, COMMIT}),
-        # The strict threshold never reached the gate: the default stopped a bad model.
-        (lambda s, fix, start: (
-            s["versions"]["4"]["tags"].update(
-                {"gate.thresholds": json.dumps(THRESHOLDS)}),
-            s["artifacts"][("run4", "gate/gate_report.json")].update(
-                thresholds=THRESHOLDS,
-                checks=[{"name": "f1_macro", "value": 0.7, "threshold": ">= 0.8",
-                         "passed": False, "detail": ""}]),
-        ), {STRICT}),
+        (_dirty, {COMMIT}, "not a clean commit"),
+        # Trained from the start: its gatekeeper has no fix and no f1 check.
+        (_from_start, {COMMIT}, "has the start's gatekeeper"),
+        # A report from another judgement than the one the version's tags record.
+        (_copied_report, {PASSED, COMMIT}, ""),
+        # The threshold on the command line never reached the gate: the default stopped a
+        # bad model (what docker mode does when compose.yaml does not pass the variable).
+        (_default_threshold, {STRICT}, ""),
         # The weak-class model judged by the colleague's gate: the row shows the macro recall.
-        (lambda s, fix, start: s["artifacts"][("run3", "gate/gate_report.json")]["checks"][0]
-         .update(value=0.897436, passed=True), {WEAK}),
+        (_colleagues_gate, {WEAK}, ""),
     ],
     ids=["dirty-sha", "start-commit", "copied-report", "default-threshold", "colleagues-gate"],
-)  # fmt: skip
-def test_the_pipeline_evidence_must_be_the_gates_own(tmp_path, change, criteria):
+)
+def test_the_pipeline_evidence_must_be_the_gates_own(tmp_path, change, criteria, why):
     lab = Lab05(tmp_path)
     _, fix = lab.solved()
     change(lab.state, fix, lab.start)
-    assert _starts(_failed(lab)) == criteria
+    failed = [c for c in results(lab, 5) if c.ok is False]
+    assert _starts([c.text for c in failed]) == criteria
+    assert why in failed[0].hint
 
 
 def test_without_a_venv_the_code_criteria_say_so(tmp_path):
