@@ -114,3 +114,22 @@ def test_a_file_the_lab_cannot_write_is_one_line_not_a_traceback(lab_root, capsy
     assert cli.main(["gate"], environ={"LAB_MODE": "local"}, root=lab_root) == 2
     err = capsys.readouterr().err
     assert "PermissionError" in err and "Permission denied" in err and "Traceback" not in err
+
+
+def test_e2e_tests_run_make_at_the_commit_they_are_at(monkeypatch, lab_root):
+    """A test that commits (an exercise's solution) and then trains must get a model tagged
+    with its new commit: the GIT_SHA of `make e2e`'s own start is not handed down."""
+    from labctl.tests.conftest import FakeRunner
+
+    seen = {}
+
+    class Recording(FakeRunner):
+        def run(self, argv, *, env=None, **kwargs):
+            seen.update({**self.env, **(env or {})})
+            return super().run(argv, **kwargs)
+
+    (lab_root / ".venv" / "bin").mkdir(parents=True)
+    (lab_root / ".venv" / "bin" / "pytest").touch()
+    monkeypatch.setattr(cli, "Runner", lambda root, env: Recording(env))
+    assert cli.main(["e2e"], environ={"LAB_MODE": "local"}, root=lab_root) == 0
+    assert seen["LAB_ACTIVE_MODE"] == "local" and seen["GIT_SHA"] == ""
