@@ -149,6 +149,9 @@ def _env(lab, copy: Path) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": lab.mlflow_url,
         "MLFLOW_MODEL_NAME": lab.model_name,
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # The lab's MLflow is local: an error is worth reporting, not minutes of retries.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
         "GATE_REGISTRY_URL": "",
     }
     if lab.s.auth:
