@@ -5,6 +5,7 @@ import pytest
 from labctl import cli
 from labctl.errors import LabError
 from labctl.local import LocalBackend
+from labctl.runner import Result
 
 
 def test_makefile_variables_are_the_options_defaults():
@@ -90,3 +91,18 @@ def test_a_file_the_lab_cannot_write_is_one_line_not_a_traceback(lab_root, capsy
     assert cli.main(["gate"], environ={"LAB_MODE": "local"}, root=lab_root) == 2
     err = capsys.readouterr().err
     assert "PermissionError" in err and "Permission denied" in err and "Traceback" not in err
+
+
+def test_e2e_lets_each_make_work_out_the_sha_of_its_tree(settings_for, fake):
+    """The exercise book's solutions commit, then train: a sha fixed when the tests
+    started would give their models the wrong commit."""
+    settings = settings_for(LAB_MODE="local")
+    (settings.root / ".venv" / "bin").mkdir(parents=True)
+    (settings.root / ".venv" / "bin" / "pytest").touch()
+    fake.env.update(settings.env)
+    assert fake.env["GIT_SHA"]
+    args = cli.parser({}).parse_args(["e2e"])
+    captured = {}
+    fake.run = lambda argv, env=None, **kw: captured.update(env or {}) or Result(0)
+    assert cli.run(args, settings, fake) == 0
+    assert captured["GIT_SHA"] == "" and captured["LAB_ACTIVE_MODE"] == "local"
