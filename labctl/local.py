@@ -11,6 +11,7 @@ found by name.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,8 @@ PORT_VAR = {
     "serving-production": "PRODUCTION_PORT",
 }
 START_TIMEOUT_S = 180
+# What a model server imports from the working tree when it starts.
+SERVING_CODE = ("serving/serving", "serving/gunicorn.conf.py")
 
 BANNER = """LOCAL MODE: the lab runs as processes on this machine, without Docker.
   MLflow on SQLite and a local artifact folder (.lab/), servers under gunicorn.
@@ -230,9 +233,28 @@ class LocalBackend:
             "MLFLOW_FLASK_SERVER_SECRET_KEY": self.s.get("MLFLOW_SECRET_KEY"),
         }
 
+    def serving_code(self) -> str:
+        """sha256 of the serving code in the working tree (a server runs it as it was when
+        the server started)."""
+        h = hashlib.sha256()
+        for rel in SERVING_CODE:
+            base = self.s.root / rel
+            found = sorted(base.rglob("*.py")) if base.is_dir() else [base]
+            for path in (p for p in found if p.is_file()):
+                h.update(path.relative_to(self.s.root).as_posix().encode() + b"\0")
+                h.update(hashlib.sha256(path.read_bytes()).digest())
+        return h.hexdigest()
+
+    def codefile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.code"
+
     def serving_up(self, alias: str) -> None:
         name = f"serving-{alias}"
         port = self.port(name)
+        self.clear_stale(name)
+        if self.running_pid(name) is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.codefile(name).write_text(self.serving_code() + "\n")
         self.start(
             name,
             processes.gunicorn_command(self.bin),
@@ -265,7 +287,21 @@ class LocalBackend:
     blue_green = False  # production follows its alias in one process (docker mode: blue/green)
 
     def roll(self, alias: str) -> None:
-        """The servers follow their alias; make sure this one runs and answers."""
+        """The servers follow their alias; make sure this one runs and answers, on the
+        working tree's serving code: a server started on other code is restarted (docker
+        mode rolls a server onto the image of its version's commit)."""
+        name = f"serving-{alias}"
+        self.clear_stale(name)
+        pid = self.running_pid(name)
+        if pid is not None:
+            try:
+                started_on = self.codefile(name).read_text().strip()
+            except OSError:
+                started_on = ""  # started before the lab kept this: its code is unknown
+            if started_on != self.serving_code():
+                log.info(f"the serving code changed since {name} started: restarting it")
+                processes.stop_pid(pid, timeout=30)
+                self.pidfile(name).unlink(missing_ok=True)
         self.serving_up(alias)
 
     def server_url(self, alias: str) -> str:

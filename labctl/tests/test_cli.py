@@ -5,6 +5,7 @@ import pytest
 from labctl import cli
 from labctl.errors import LabError
 from labctl.local import LocalBackend
+from labctl.runner import Result
 
 
 def test_makefile_variables_are_the_options_defaults():
@@ -131,5 +132,5 @@ def test_e2e_tests_run_make_at_the_commit_they_are_at(monkeypatch, lab_root):
     (lab_root / ".venv" / "bin").mkdir(parents=True)
     (lab_root / ".venv" / "bin" / "pytest").touch()
     monkeypatch.setattr(cli, "Runner", lambda root, env: Recording(env))
-    assert cli.main(["e2e"], environ={"LAB_MODE": "local"}, root=lab_root) == 0
+    assert cli.main(["e2e"], environ={"LAB_MODE": "local", "FORCE": "1"}, root=lab_root) == 0
     assert seen["LAB_ACTIVE_MODE"] == "local" and seen["GIT_SHA"] == ""

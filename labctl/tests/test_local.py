@@ -85,3 +85,40 @@ def test_another_services_supervisor_is_not_this_ones(local, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_roll_restarts_a_server_whose_serving_code_changed(local, monkeypatch):
+    """The servers run the working tree's code as it was when they started: a promotion
+    restarts the one it rolls when that code changed since, and only then."""
+    code = local.s.root / "serving" / "serving" / "model.py"
+    code.parent.mkdir(parents=True)
+    code.write_text("ROUND = False\n")
+    running: dict[str, int] = {}
+    stopped: list[int] = []
+    started: list[str] = []
+
+    def start(name, argv, env=None):
+        if name not in running:
+            running[name] = 100 + len(started)
+            started.append(name)
+
+    def stop(pid, timeout):
+        stopped.append(pid)
+        del running[next(n for n, p in running.items() if p == pid)]
+        return False
+
+    monkeypatch.setattr(local, "running_pid", lambda name: running.get(name))
+    monkeypatch.setattr(local, "start", start)
+    monkeypatch.setattr(local, "wait_http", lambda name, url: None)
+    monkeypatch.setattr("labctl.local.processes.stop_pid", stop)
+    local.roll("staging")
+    local.roll("staging")
+    assert started == ["serving-staging"] and stopped == []
+    code.write_text("ROUND = True\n")
+    local.roll("staging")
+    assert stopped == [100] and started == ["serving-staging", "serving-staging"]
+    local.roll("staging")  # started on the code it has now: left alone
+    assert stopped == [100]
+    local.codefile("serving-staging").unlink()  # a server started before the lab kept this
+    local.roll("staging")
+    assert stopped == [100, 101]
