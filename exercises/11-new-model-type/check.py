@@ -151,7 +151,9 @@ def criteria(lab):
     def tests_pass():
         code, tail = run_training_tests(lab.root)
         facts["tests"] = code == 0
-        return {"exit": code} if code == 0 else False
+        if code != 0:
+            raise ValueError(f"exit {code}: {tail}")
+        return {"exit": code}
 
     yield criterion(
         "the training tests pass on your working tree",
