@@ -21,6 +21,7 @@ from labctl.book.runner import criterion, skipped
 READS_IMAGES = True
 
 ROWS = 8
+NOT_COPIED = (".git", ".venv", ".lab", "reports", "__pycache__", "*.egg-info", ".ruff_cache")
 TOLERANCE = 1e-6
 
 # Loads the served version from the registry and asks the model itself (run with the
@@ -133,14 +134,10 @@ def run_serving_tests(root: Path, mutant: bool = False, timeout: int = 600):
     """The serving tests of `root`'s working tree, in a temporary copy (with a server that
     drops the probabilities from its answers when `mutant`). (exit code, last lines)."""
     with tempfile.TemporaryDirectory(prefix="ex12-") as tmp:
-        copy = Path(tmp)
-        shutil.copytree(
-            root / "serving",
-            copy / "serving",
-            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
-        )
-        if (root / "pyproject.toml").is_file():
-            shutil.copy(root / "pyproject.toml", copy / "pyproject.toml")
+        # The whole working tree (the serving tests rely on the repository's layout and
+        # pytest settings), without git, the venv and the lab's data.
+        copy = Path(tmp) / "tree"
+        shutil.copytree(root, copy, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
         argv = [_python(root), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
         path = [str(copy / "serving")]
         if mutant:
