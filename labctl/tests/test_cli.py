@@ -5,7 +5,6 @@ import pytest
 from labctl import cli
 from labctl.errors import LabError
 from labctl.local import LocalBackend
-from labctl.runner import Result
 
 
 def test_makefile_variables_are_the_options_defaults():
