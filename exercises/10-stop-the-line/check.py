@@ -153,6 +153,9 @@ def _env(lab, copy: Path) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
         "GATE_REGISTRY_URL": "",
+        # Docker mode: MLflow offers downloads from the S3 store at its address inside the
+        # compose network, which this machine cannot resolve; stream through MLflow instead.
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
     }
     if lab.s.auth:
         env["MLFLOW_TRACKING_USERNAME"] = "admin"

@@ -192,7 +192,12 @@ def criteria(lab):
 
     def the_models_own():
         served, body = facts["served"], facts["body"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        # Docker mode: MLflow offers downloads from the S3 store at its address inside the
+        # compose network, which this machine cannot resolve; stream through MLflow instead.
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+        }
         if lab.s.auth:
             env.update(
                 MLFLOW_TRACKING_USERNAME="admin",
