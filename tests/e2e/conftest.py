@@ -18,13 +18,6 @@ import requests
 from tests.e2e.labtools import Lab, promote_new_candidate, wait_version
 
 
-def pytest_collection_modifyitems(items):
-    """The exercise book's round trip runs last: its solutions commit code of their own
-    (a planted fault, a new served field) and leave models trained from it in staging and
-    production, which the rest of the suite need not start from."""
-    items.sort(key=lambda item: item.path.name == "test_exercises.py")
-
-
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     def client(bind: str) -> str:
