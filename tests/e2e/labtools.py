@@ -103,6 +103,17 @@ def to_staging(lab: Lab, *train_args: str) -> None:
     )
 
 
+def promotable_to_production(lab: Lab) -> bool:
+    """Whether `make promote TO=production` would move @staging's version on its own:
+    gated, load-tested, and not already production."""
+    aliases = lab.aliases()
+    staging = aliases.get("staging")
+    if staging is None or staging == aliases.get("production"):
+        return False
+    tags = lab.client().get_model_version(lab.model_name, staging).tags
+    return tags.get("gate.verdict") == "passed" and tags.get("load.verdict") == "passed"
+
+
 def promote_new_candidate(lab: Lab) -> str:
     """Train a candidate and take it through gate, staging and production with the make
     targets a student uses; returns its version once the production server serves it."""
