@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gatekeeper import shift as shift_rows
+
 HOLDOUT_FRACTION = 0.25
 DATASETS = ("iris", "wine", "breast_cancer", "digits")
 
@@ -31,9 +33,13 @@ class Holdout:
     y: np.ndarray
     n_classes: int
     sha256: str
+    shift: str = ""
 
     def describe(self) -> dict:
-        return {"dataset": self.dataset, "rows": len(self.y), "sha256": self.sha256}
+        described = {"dataset": self.dataset, "rows": len(self.y), "sha256": self.sha256}
+        if self.shift:
+            described["shift"] = self.shift
+        return described
 
 
 def holdout_mask(name: str, n_rows: int) -> np.ndarray:
@@ -48,8 +54,9 @@ def holdout_mask(name: str, n_rows: int) -> np.ndarray:
     )
 
 
-def load(dataset: str) -> Holdout:
-    """The held-out rows of a dataset that ships with scikit-learn (no network)."""
+def load(dataset: str, shift: str = "") -> Holdout:
+    """The held-out rows of a dataset that ships with scikit-learn (no network), with
+    `shift` (TRAIN_SHIFT's syntax) applied to their features."""
     if dataset not in DATASETS:
         raise HoldoutError(
             f"no held-out set for dataset {dataset!r} (the version's `dataset` tag); "
@@ -63,11 +70,20 @@ def load(dataset: str) -> Holdout:
     y = np.asarray(bunch.target, dtype="int64")
     mask = holdout_mask(dataset, len(y))
     X, y = X[mask].reset_index(drop=True), y[mask]
+    entries = ()
+    if shift.strip():
+        try:
+            entries = shift_rows.parse(shift)
+            X = shift_rows.apply(X, entries)
+        except shift_rows.ShiftError as exc:
+            raise HoldoutError(f"the version's train_shift tag: {exc}") from None
     h = hashlib.sha256()
     h.update(dataset.encode() + b"\0" + ",".join(columns).encode())
     h.update(np.ascontiguousarray(X.to_numpy()).tobytes())
     h.update(np.ascontiguousarray(y).tobytes())
-    return Holdout(dataset, X, y, len(bunch.target_names), h.hexdigest())
+    return Holdout(
+        dataset, X, y, len(bunch.target_names), h.hexdigest(), shift_rows.describe(entries)
+    )
 
 
 def measure(estimator, holdout: Holdout) -> dict[str, float]:

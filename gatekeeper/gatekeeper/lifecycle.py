@@ -119,7 +119,9 @@ def collect(client: MlflowClient, cfg: GateConfig, version: str) -> tuple[Eviden
     prod_version = alias_version(client, cfg.model_name, PRODUCTION)
     holdout, holdout_error = None, ""
     try:
-        holdout = holdout_set.load(mv.tags.get("dataset", ""))
+        # A candidate trained on a shifted window is judged, with production, on held-out
+        # rows shifted the same way.
+        holdout = holdout_set.load(mv.tags.get("dataset", ""), mv.tags.get("train_shift", ""))
     except holdout_set.HoldoutError as exc:
         holdout_error = str(exc)
     with tempfile.TemporaryDirectory() as tmp:

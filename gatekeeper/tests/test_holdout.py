@@ -34,3 +34,20 @@ def test_a_model_for_other_columns_is_reported_not_raised():
     model = LogisticRegression(max_iter=5000).fit(wine.X, wine.y)
     with pytest.raises(holdout.HoldoutError, match="cannot predict the iris held-out rows"):
         holdout.measure(model, h)
+
+
+def test_a_shifted_held_out_set_is_the_same_rows_moved_and_fingerprinted_apart():
+    plain = holdout.load("iris")
+    shifted = holdout.load("iris", "petal length (cm)=+1.5")
+    col = "petal length (cm)"
+    assert np.allclose(shifted.X[col], plain.X[col] + 1.5)
+    assert shifted.X.drop(columns=col).equals(plain.X.drop(columns=col))
+    assert (shifted.y == plain.y).all()
+    assert shifted.sha256 != plain.sha256
+    assert shifted.describe()["shift"] == "petal length (cm)=+1.5"
+    assert "shift" not in plain.describe()
+
+
+def test_a_shift_the_gate_cannot_read_is_a_held_out_error():
+    with pytest.raises(holdout.HoldoutError, match="train_shift tag: no feature named 'petal'"):
+        holdout.load("iris", "petal=+1")

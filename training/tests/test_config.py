@@ -14,6 +14,12 @@ def test_reads_the_duplicate_knob_and_the_report_folder():
     assert (cfg.duplicate_fraction, cfg.report_dir) == (0.3, "/r")
 
 
+def test_reads_the_shift_as_its_canonical_text():
+    cfg = TrainConfig.from_env({"TRAIN_SHIFT": " petal length (cm) = -0.5 ; sepal width (cm)=*2"})
+    assert cfg.shift == "petal length (cm)=-0.5, sepal width (cm)=*2"
+    assert TrainConfig.from_env({"TRAIN_SHIFT": ""}).shift == ""
+
+
 def test_reads_environment():
     cfg = TrainConfig.from_env(
         {
@@ -38,6 +44,7 @@ def test_reads_environment():
         ({"TRAIN_SEED": "1.5"}, "TRAIN_SEED must be an integer"),
         ({"TRAIN_TEST_SIZE": "0.9"}, "TRAIN_TEST_SIZE"),
         ({"TRAIN_DUPLICATE_FRACTION": "2"}, "TRAIN_DUPLICATE_FRACTION must be between"),
+        ({"TRAIN_SHIFT": "petal length (cm)+1.5"}, "TRAIN_SHIFT: cannot read"),
     ],
 )
 def test_rejects_bad_settings(env, message):

@@ -7,6 +7,7 @@ import sys
 
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import DataValidationError
+from trainer.shift import ShiftError
 
 
 def main() -> int:
@@ -25,6 +26,9 @@ def main() -> int:
     except DataValidationError as exc:
         print(f"training: data validation failed: {exc}", file=sys.stderr)
         return 1
+    except ShiftError as exc:
+        print(f"training: configuration error: TRAIN_SHIFT: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # one line for the operator; the traceback helps nobody here
         print(f"training: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

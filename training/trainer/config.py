@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from trainer.shift import ShiftError, describe, parse
+
 DATASETS = ("iris", "wine", "breast_cancer", "digits")
 
 
@@ -50,6 +52,9 @@ class TrainConfig:
     report_dir: str = "reports/data"
     git_sha: str = "unknown"
     candidate_alias: str = "candidate"
+    # The data window to train on: the dataset with this shift applied (trainer/shift.py),
+    # canonical text, "" for the dataset as it ships.
+    shift: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TrainConfig:
@@ -59,6 +64,10 @@ class TrainConfig:
             raise ConfigError(
                 f"TRAIN_DATASET must be one of {', '.join(DATASETS)}, got {dataset!r}"
             )
+        try:
+            shift_text = describe(parse(env.get("TRAIN_SHIFT", "")))
+        except ShiftError as exc:
+            raise ConfigError(f"TRAIN_SHIFT: {exc}") from None
         return cls(
             tracking_uri=env.get("MLFLOW_TRACKING_URI", cls.tracking_uri),
             model_name=env.get("MLFLOW_MODEL_NAME", cls.model_name),
@@ -73,4 +82,5 @@ class TrainConfig:
             ),
             report_dir=env.get("TRAIN_REPORT_DIR", "").strip() or cls.report_dir,
             git_sha=env.get("GIT_SHA", "").strip() or cls.git_sha,
+            shift=shift_text,
         )

@@ -34,7 +34,8 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from trainer import data, report
+from trainer import data, report, shift
+from trainer import profile as reference
 from trainer.config import TrainConfig
 
 log = logging.getLogger("trainer")
@@ -146,13 +147,18 @@ def run(cfg: TrainConfig) -> TrainResult:
     """Validate, train, log, register and alias. Raises on any failure before the alias moves."""
     full = data.load(cfg.dataset)
     knobs = {
+        "shift": cfg.shift,
         "label_noise": cfg.label_noise,
         "null_fraction": cfg.null_fraction,
         "duplicate_fraction": cfg.duplicate_fraction,
         "seed": cfg.seed,
     }
+    window = data.without_holdout(full)
+    if cfg.shift:
+        shifted = shift.apply(window.X, shift.parse(cfg.shift))
+        window = data.Dataset(window.name, shifted, window.y, window.target_names)
     ds = data.degrade(
-        data.without_holdout(full),
+        window,
         label_noise=cfg.label_noise,
         null_fraction=cfg.null_fraction,
         duplicate_fraction=cfg.duplicate_fraction,
@@ -170,6 +176,8 @@ def run(cfg: TrainConfig) -> TrainResult:
     client = MlflowClient()
 
     tags = {"git_sha": cfg.git_sha, "dataset": cfg.dataset, "dataset_fingerprint": fp}
+    if cfg.shift:
+        tags["train_shift"] = cfg.shift
     with mlflow.start_run(run_name=f"train-{cfg.dataset}", tags=tags) as parent:
         mlflow.log_params(
             {
@@ -178,6 +186,7 @@ def run(cfg: TrainConfig) -> TrainResult:
                 "test_size": cfg.test_size,
                 "label_noise": cfg.label_noise,
                 "duplicate_fraction": cfg.duplicate_fraction,
+                "train_shift": cfg.shift or "none",
                 "n_train": len(X_train),
                 "n_test": len(X_test),
                 "n_held_out_for_gate": len(full.y) - len(ds.y),
@@ -185,6 +194,13 @@ def run(cfg: TrainConfig) -> TrainResult:
         )
         for path in validation_files:
             mlflow.log_artifact(str(path), "data")
+        # What the drift check compares production's traffic with: the rows trained on.
+        mlflow.log_dict(
+            reference.build(
+                ds.X, ds.y, ds.target_names, dataset=cfg.dataset, shift=cfg.shift, seed=cfg.seed
+            ),
+            reference.PATH,
+        )
         best = None
         for family, params, pipe in candidates(cfg.seed):
             scores = cross_val_score(clone(pipe), X_train, y_train, cv=3, scoring="f1_macro")
