@@ -16,6 +16,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from serving import metrics
+from serving.capture import Capture
 from serving.config import ServingConfig
 from serving.model import ModelHolder
 from serving.validation import RequestError, parse
@@ -45,6 +46,15 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
     app.json.sort_keys = False
     app.extensions["model_holder"] = holder
+    capture = None
+    if cfg.capture_dir:
+        capture = Capture(
+            cfg.capture_dir,
+            cfg.alias,
+            sample=cfg.capture_sample,
+            max_bytes=int(cfg.capture_max_mb * 1e6),
+        )
+    app.extensions["capture"] = capture
 
     @app.before_request
     def _start_timer():
@@ -128,6 +138,8 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
             return _error(exc.status, exc.message)
         predictions = model.predict(rows)
         metrics.PREDICTED_ROWS.inc(len(predictions))
+        if capture is not None:
+            capture.record(model.version, model.features, rows, predictions)
         return jsonify(predictions=predictions, model_version=model.version, alias=model.alias)
 
     @app.get("/metrics")

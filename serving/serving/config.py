@@ -24,6 +24,13 @@ def _positive(env: Mapping[str, str], name: str, default, kind=int):
     return value
 
 
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _positive(env, name, default, float)
+    if value > 1:
+        raise ConfigError(f"{name} must be a share between 0 and 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServingConfig:
     tracking_uri: str = "http://127.0.0.1:5050"
@@ -46,6 +53,11 @@ class ServingConfig:
     # /metrics gets a 503, so that the production proxy sends it to the new colour. Empty:
     # never drained.
     drain_file: str = ""
+    # Folder where the server records a sample of what it serves, for the drift check
+    # (serving/capture.py); empty: nothing is recorded.
+    capture_dir: str = ""
+    capture_sample: float = 1.0  # share of /predict requests recorded
+    capture_max_mb: float = 20.0  # the alias's files in the folder stay under this
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -70,4 +82,7 @@ class ServingConfig:
             fast_path=fast in ("1", "true", "yes"),
             cache_dir=env.get("SERVING_CACHE_DIR", cls.cache_dir).strip(),
             drain_file=env.get("SERVING_DRAIN_FILE", cls.drain_file).strip(),
+            capture_dir=env.get("SERVING_CAPTURE_DIR", cls.capture_dir).strip(),
+            capture_sample=_share(env, "SERVING_CAPTURE_SAMPLE", cls.capture_sample),
+            capture_max_mb=_positive(env, "SERVING_CAPTURE_MAX_MB", cls.capture_max_mb, float),
         )
