@@ -1,7 +1,8 @@
-"""`python -m gatekeeper {gate,promote,record-load,rollback,smoke,status}`.
+"""`python -m gatekeeper {gate,promote,record-load,rollback,smoke,status,drift}`.
 
 Exit codes: 0 pass/done, 1 gate failed or promotion refused (stop the line),
 2 usage, configuration or infrastructure error. Nothing moves unless the exit is 0.
+`drift` moves nothing: 0 no drift, 1 drift, 2 cannot tell (too few rows, no reference).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from gatekeeper.config import ConfigError, GateConfig
 
@@ -56,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="which version each alias points to")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--version-of", metavar="ALIAS", help="print only this alias's version")
+    sub.add_parser(
+        "drift",
+        help="compare what @production served with its training data (DRIFT_* settings)",
+    )
     return p
 
 
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     mlflow.set_tracking_uri(cfg.tracking_uri)
     client = MlflowClient()
     name = cfg.model_name
+    if args.command == "drift":
+        return _drift(client, cfg)
     try:
         if args.command == "gate":
             result = lifecycle.gate(client, cfg, args.version)
@@ -169,6 +177,38 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # infrastructure: MLflow, the registry, the network
         print(f"gatekeeper: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    return EXIT_OK
+
+
+def _drift(client, cfg: GateConfig) -> int:
+    from gatekeeper.config import DriftConfig
+    from gatekeeper.drift import DriftError
+    from gatekeeper.monitor import check
+
+    try:
+        dcfg = DriftConfig.from_env()
+    except ConfigError as exc:
+        print(f"gatekeeper: configuration error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        outcome = check(client, cfg.model_name, dcfg)
+    except DriftError as exc:
+        print(f"gatekeeper: drift check: cannot tell: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # infrastructure: MLflow, the network, the capture folder
+        print(f"gatekeeper: drift check: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    doc = outcome.document
+    print(Path(outcome.files[1]).read_text(encoding="utf-8"))
+    print(f"gatekeeper: reports in {dcfg.report_dir}/ (drift.html), run {doc['run_id']}")
+    if outcome.comparison.drifted:
+        print(
+            f"gatekeeper: DRIFT on @{dcfg.alias} version {outcome.version}: "
+            f"{', '.join(doc['drifted_features'])}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"gatekeeper: no drift on @{dcfg.alias} version {outcome.version}")
     return EXIT_OK
 
 

@@ -80,3 +80,58 @@ class GateConfig:
             registry_password=env.get("GATE_REGISTRY_PASSWORD", ""),
             actor=_actor(env),
         )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lowest: int) -> int:
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < lowest:
+        raise ConfigError(f"{name} must be at least {lowest}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """The drift check (`python -m gatekeeper drift`): which window, judged how."""
+
+    capture_dir: str = ".lab/capture"
+    alias: str = "production"
+    window_rows: int = 1000  # the most recent rows the version served
+    min_rows: int = 100
+    psi: float = 0.2
+    ks_alpha: float = 0.001
+    min_features: int = 1
+    report_dir: str = "reports/drift"
+    experiment: str = "lab-monitoring"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DriftConfig:
+        env = os.environ if env is None else env
+        psi = _float(env, "DRIFT_PSI_THRESHOLD", cls.psi)
+        alpha = _float(env, "DRIFT_KS_ALPHA", cls.ks_alpha)
+        if psi <= 0:
+            raise ConfigError(f"DRIFT_PSI_THRESHOLD must be positive, got {psi}")
+        if not 0 < alpha < 1:
+            raise ConfigError(f"DRIFT_KS_ALPHA must be between 0 and 1, got {alpha}")
+        min_rows = _int(env, "DRIFT_MIN_ROWS", cls.min_rows, 2)
+        window = _int(env, "DRIFT_WINDOW_ROWS", cls.window_rows, 2)
+        if window < min_rows:
+            raise ConfigError(
+                f"DRIFT_WINDOW_ROWS ({window}) must be at least DRIFT_MIN_ROWS ({min_rows})"
+            )
+        return cls(
+            capture_dir=env.get("DRIFT_CAPTURE_DIR", "").strip() or cls.capture_dir,
+            alias=env.get("DRIFT_ALIAS", "").strip() or cls.alias,
+            window_rows=window,
+            min_rows=min_rows,
+            psi=psi,
+            ks_alpha=alpha,
+            min_features=_int(env, "DRIFT_MIN_FEATURES", cls.min_features, 1),
+            report_dir=env.get("DRIFT_REPORT_DIR", "").strip() or cls.report_dir,
+            experiment=env.get("DRIFT_EXPERIMENT", "").strip() or cls.experiment,
+        )

@@ -45,3 +45,37 @@ def test_defaults_have_no_image_registry():
 def test_rejects_bad_thresholds(env, message):
     with pytest.raises(ConfigError, match=message):
         GateConfig.from_env(env)
+
+
+def test_drift_settings_have_defaults_and_are_read_from_the_environment():
+    from gatekeeper.config import DriftConfig
+
+    d = DriftConfig.from_env({})
+    assert (d.alias, d.window_rows, d.min_rows, d.psi, d.ks_alpha) == (
+        "production",
+        1000,
+        100,
+        0.2,
+        0.001,
+    )
+    d = DriftConfig.from_env(
+        {"DRIFT_WINDOW_ROWS": "300", "DRIFT_MIN_ROWS": "50", "DRIFT_CAPTURE_DIR": "/c"}
+    )
+    assert (d.window_rows, d.min_rows, d.capture_dir) == (300, 50, "/c")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DRIFT_PSI_THRESHOLD": "0"}, "DRIFT_PSI_THRESHOLD must be positive"),
+        ({"DRIFT_KS_ALPHA": "1"}, "DRIFT_KS_ALPHA must be between 0 and 1"),
+        ({"DRIFT_MIN_ROWS": "many"}, "DRIFT_MIN_ROWS must be a whole number"),
+        ({"DRIFT_MIN_ROWS": "1"}, "DRIFT_MIN_ROWS must be at least 2"),
+        ({"DRIFT_WINDOW_ROWS": "50"}, r"DRIFT_WINDOW_ROWS \(50\) must be at least DRIFT_MIN_ROWS"),
+    ],
+)
+def test_drift_settings_out_of_range_name_the_variable(env, message):
+    from gatekeeper.config import ConfigError, DriftConfig
+
+    with pytest.raises(ConfigError, match=message):
+        DriftConfig.from_env(env)
