@@ -1,4 +1,4 @@
-"""`python -m gatekeeper {gate,promote,record-load,rollback,smoke,status,drift}`.
+"""`python -m gatekeeper {gate,promote,record-load,rollback,smoke,status,approve,drift}`.
 
 Exit codes: 0 pass/done, 1 gate failed or promotion refused (stop the line),
 2 usage, configuration or infrastructure error. Nothing moves unless the exit is 0.
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="which version each alias points to")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--version-of", metavar="ALIAS", help="print only this alias's version")
+    ap = sub.add_parser("approve", help="record a person's approval of a version for production")
+    ap.add_argument("--version", required=True, help="the version approved")
+    ap.add_argument("--by", default="", help="who approves (default: GATE_ACTOR or the user)")
     sub.add_parser(
         "drift",
         help="compare what @production served with its training data (DRIFT_* settings)",
@@ -158,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
             except SmokeFailed as exc:
                 print(f"gatekeeper: smoke FAILED: {exc}", file=sys.stderr)
                 return EXIT_FAILED
+        elif args.command == "approve":
+            by = args.by or cfg.actor
+            earlier = lifecycle.approve(client, cfg, args.version, by)
+            again = f" (approved before by {earlier})" if earlier else ""
+            print(f"gatekeeper: version {args.version} approved for production by {by}{again}")
         elif args.command == "status":
             if args.version_of:
                 print(lifecycle.alias_version(client, name, args.version_of) or "")

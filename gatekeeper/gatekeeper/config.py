@@ -30,6 +30,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 def _actor(env: Mapping[str, str]) -> str:
     for name in ("GATE_ACTOR", "GITHUB_ACTOR", "USER"):
         if env.get(name):
@@ -53,6 +62,8 @@ class GateConfig:
     registry_username: str = ""
     registry_password: str = field(default="", repr=False)
     actor: str = "unknown"
+    # Production takes only a version someone approved (make approve).
+    require_approval: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GateConfig:
@@ -79,6 +90,7 @@ class GateConfig:
             registry_username=env.get("GATE_REGISTRY_USERNAME", ""),
             registry_password=env.get("GATE_REGISTRY_PASSWORD", ""),
             actor=_actor(env),
+            require_approval=_flag(env, "PROMOTE_REQUIRE_APPROVAL"),
         )
 
 

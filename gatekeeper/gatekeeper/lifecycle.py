@@ -30,6 +30,7 @@ CANDIDATE, STAGING, PRODUCTION = "candidate", "staging", "production"
 ALIASES = (CANDIDATE, STAGING, PRODUCTION)
 SOURCE_OF = {STAGING: CANDIDATE, PRODUCTION: STAGING}
 REVOKED = "revoked"  # gate.verdict of a version rolled back out of production
+APPROVED_BY, APPROVED_AT = "approval.by", "approval.at"
 
 LATENCY_WARMUP, LATENCY_SAMPLES = 20, 300
 
@@ -345,6 +346,12 @@ def promote(
     previous = alias_version(client, cfg.model_name, target)
     if previous == version:
         return version, previous
+    if target == PRODUCTION and cfg.require_approval and not mv.tags.get(APPROVED_BY):
+        raise Refused(
+            f"version {version} has no approval, and production requires one "
+            f"(PROMOTE_REQUIRE_APPROVAL=1): someone who reviewed it runs "
+            f"make approve VERSION={version} BY=<name>"
+        )
     load_verdict = mv.tags.get("load.verdict")
     if target == PRODUCTION and load_verdict != "passed" and not skip_load_gate:
         raise Refused(
@@ -374,9 +381,40 @@ def promote(
             f"promoted.{target}.at": stamp,
             f"promoted.{target}.by": cfg.actor,
             f"promoted.{target}.from": f"@{source}",
+            **(
+                {f"promoted.{target}.approved_by": mv.tags[APPROVED_BY]}
+                if mv.tags.get(APPROVED_BY)
+                else {}
+            ),
         },
     )
     return version, previous
+
+
+def approve(client: MlflowClient, cfg: GateConfig, version: str, by: str) -> str | None:
+    """Record that `by` approved `version` for production; returns an earlier approver,
+    if any (the new approval is recorded over it). Only a version that passed the gate
+    can be approved: an approval is a human's yes on top of the machine's, not instead."""
+    by = by.strip()
+    if not by:
+        raise UsageError("an approval needs a name: make approve VERSION=N BY=<name>")
+    try:
+        mv = client.get_model_version(cfg.model_name, version)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise UsageError(f"{cfg.model_name} has no version {version}") from None
+        raise
+    verdict = mv.tags.get("gate.verdict")
+    if verdict != "passed":
+        raise Refused(
+            f"version {version} cannot be approved: gate.verdict="
+            f"{verdict or 'never gated'} (only a version that passed the gate can be)"
+        )
+    earlier = mv.tags.get(APPROVED_BY)
+    client.set_model_version_tag(cfg.model_name, version, APPROVED_AT, now())
+    # The approver last: a version never reads approved without the time it was.
+    client.set_model_version_tag(cfg.model_name, version, APPROVED_BY, by)
+    return earlier
 
 
 def _record(client: MlflowClient, cfg: GateConfig, version: str, tags: dict[str, str]) -> None:

@@ -353,3 +353,56 @@ def test_a_check_applies_every_rule_and_writes_nothing(fake_client):
     before = {v: dict(t) for v, t in client.versions.items()}
     assert lifecycle.rollback(client, cfg(), check_only=True) == ("1", "2")
     assert client.aliases["production"] == "2" and client.versions == before
+
+
+def approving_cfg():
+    return GateConfig(model_name="m", actor="ci", require_approval=True)
+
+
+def test_production_refuses_an_unapproved_version_when_approval_is_required(fake_client):
+    client = fake_client(versions(), {"staging": "2", "production": "1"})
+    with pytest.raises(lifecycle.Refused, match="make approve VERSION=2 BY=<name>"):
+        lifecycle.promote(client, approving_cfg(), "production")
+    assert client.aliases == {"staging": "2", "production": "1"}
+    assert "promoted.production.previous" not in client.versions["2"]
+    # Without the setting, production takes it as before.
+    assert lifecycle.promote(client, cfg(), "production") == ("2", "1")
+
+
+def test_an_approved_version_is_promoted_and_the_approver_recorded(fake_client):
+    client = fake_client(versions(), {"staging": "2", "production": "1"})
+    assert lifecycle.approve(client, approving_cfg(), "2", "ada") is None
+    assert lifecycle.promote(client, approving_cfg(), "production") == ("2", "1")
+    tags = client.versions["2"]
+    assert tags["approval.by"] == "ada" and tags["approval.at"]
+    assert tags["promoted.production.approved_by"] == "ada"
+    assert tags["promoted.production.by"] == "ci"
+
+
+def test_only_a_version_that_passed_the_gate_can_be_approved(fake_client):
+    vs = versions()
+    vs["4"] = {"gate.verdict": lifecycle.REVOKED}
+    vs["5"] = {}
+    client = fake_client(vs, {})
+    for version, verdict in (("3", "failed"), ("4", "revoked"), ("5", "never gated")):
+        with pytest.raises(lifecycle.Refused, match=f"gate.verdict={verdict}"):
+            lifecycle.approve(client, cfg(), version, "ada")
+        assert "approval.by" not in client.versions[version]
+
+
+def test_an_approval_needs_a_name_and_a_second_one_reports_the_first(fake_client):
+    client = fake_client(versions(), {})
+    with pytest.raises(lifecycle.UsageError, match="needs a name"):
+        lifecycle.approve(client, cfg(), "2", "  ")
+    lifecycle.approve(client, cfg(), "2", "ada")
+    assert lifecycle.approve(client, cfg(), "2", "grace") == "ada"
+    assert client.versions["2"]["approval.by"] == "grace"
+
+
+def test_require_approval_reads_one_or_zero():
+    from gatekeeper.config import ConfigError
+
+    assert GateConfig.from_env({"PROMOTE_REQUIRE_APPROVAL": "1"}).require_approval
+    assert not GateConfig.from_env({}).require_approval
+    with pytest.raises(ConfigError, match="PROMOTE_REQUIRE_APPROVAL must be 1 or 0"):
+        GateConfig.from_env({"PROMOTE_REQUIRE_APPROVAL": "maybe"})
