@@ -14,11 +14,12 @@ LAB := $(PYTHON) -m labctl
 
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate pipeline promote rollback status smoke load e2e clean urls \
+	traffic drift retrain-on-drift approve \
 	exercises check solve \
 	summary state-save state-restore bench user source-run
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
-	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: constraints.txt requirements-dev.in services/mlflow/requirements.in \
 	$(foreach c,training gatekeeper serving loadtests,$(c)/requirements.in $(c)/pyproject.toml)
@@ -127,6 +128,20 @@ smoke: ## Smoke-test a model server (ALIAS=staging|production)
 
 load: ## Locust latency gate against staging, verdict recorded on the version (LOAD_ALIAS=production)
 	@$(LAB) load
+
+traffic: ## Send a model server dataset rows for a while (ALIAS=production|staging, SHIFT="petal length (cm)=+1.5" to drift on purpose)
+	@$(LAB) traffic
+
+drift: ## Drift check: what @production served against its training data (0 no drift, 1 drift, 2 cannot tell; reports/drift/)
+	@$(LAB) drift
+
+retrain-on-drift: ## Drift check, and only on drift the whole pipeline, training on the newer window (SHIFT=...)
+	@$(LAB) retrain-on-drift
+
+# VERSION and BY only from make's command line, as for promote.
+approve: ## Record your approval of a version for production (VERSION=N BY=name; needed when PROMOTE_REQUIRE_APPROVAL=1)
+	@$(LAB) approve --version "$(if $(filter command line,$(origin VERSION)),$(VERSION))" \
+		--by "$(if $(filter command line,$(origin BY)),$(BY))"
 
 urls: ## Print the lab's URLs
 	@$(LAB) urls

@@ -35,6 +35,10 @@ VERBS: dict[str, str] = {
     "status": "show which version each alias points to",
     "smoke": "smoke-test a model server (--alias staging|production)",
     "load": "Locust latency gate against a server (--alias, default staging)",
+    "traffic": "send a server dataset rows, shifted where asked (--alias, --shift)",
+    "drift": "drift check on @production: 0 no drift, 1 drift, 2 cannot tell (reports/drift/)",
+    "retrain-on-drift": "drift check, and only on drift the whole pipeline on the shifted window",
+    "approve": "record a person's approval of a version for production (--version, --by)",
     "urls": "print the lab's URLs",
     "summary": "the gate and latency reports as Markdown ($GITHUB_STEP_SUMMARY on GitHub)",
     "state-save": "stop the lab, save its volumes and .env to one file (docker mode)",
@@ -70,6 +74,13 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     verbs["load"].add_argument(
         "--alias", default=env("LOAD_ALIAS") or "staging", help="(LOAD_ALIAS=)"
     )
+    verbs["traffic"].add_argument("--alias", default=env("ALIAS") or "production", help="(ALIAS=)")
+    for name in ("traffic", "retrain-on-drift"):
+        verbs[name].add_argument(
+            "--shift", default=env("SHIFT") or "", help='(SHIFT="petal length (cm)=+1.5")'
+        )
+    verbs["approve"].add_argument("--version", default=env("VERSION") or "", help="(VERSION=)")
+    verbs["approve"].add_argument("--by", default=env("BY") or "", help="(BY=)")
     verbs["logs"].add_argument("--service", default=env("SERVICE") or "", help="(SERVICE=)")
     force = env("FORCE", "").strip().lower() in ("1", "true", "yes")
     for name in ("clean", "state-restore", "e2e"):
@@ -219,6 +230,18 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
         pipeline.smoke(b, args.alias)
     elif verb == "load":
         pipeline.load(b, args.alias)
+    elif verb == "traffic":
+        pipeline.traffic(b, args.alias, args.shift)
+    elif verb == "drift":
+        pipeline.drift(b)
+    elif verb == "retrain-on-drift":
+        pipeline.retrain_on_drift(b, args.shift)
+    elif verb == "approve":
+        version = args.version.strip()
+        if not version.isdigit():
+            raise LabError(f"which version? make approve VERSION=N BY=<name> (got {version!r})")
+        by = ("--by", args.by) if args.by.strip() else ()
+        b.gatekeeper("approve", "--version", version, *by)
     elif verb == "urls":
         print(urls.text(settings, mode))
     elif verb == "user":

@@ -42,7 +42,7 @@ MANIFEST_ACCEPT = (
 # The uid of the images' non-root user: as root (CI), jobs run as it and own the reports.
 IMAGE_UID = "10001"
 # The folders under reports/ the jobs write through bind mounts (compose/compose.yaml).
-REPORT_DIRS = ("data", "gate", "load")
+REPORT_DIRS = ("data", "gate", "load", "drift")
 
 
 def served_version(url: str) -> str | None:
@@ -395,10 +395,22 @@ class DockerBackend:
         self.ensure_images()  # the gatekeeper of the code in the tree, not an older one
         return self._job("jobs", "gatekeeper", *args, capture=capture)
 
-    def train(self) -> None:
+    def train(self, shift: str | None = None) -> None:
         self.ensure_images()
         self.prepare_reports()
-        self._job("jobs", "training")
+        env = {"TRAIN_SHIFT": shift} if shift is not None else None
+        self._job("jobs", "training", env=env)
+
+    def traffic(self, alias: str, shift: str) -> None:
+        self.ensure_images()
+        self._job(
+            "jobs", "traffic", env={"TRAFFIC_URL": self.server_url(alias), "TRAFFIC_SHIFT": shift}
+        )
+
+    def drift(self) -> None:
+        self.ensure_images()
+        self.prepare_reports()
+        self._job("jobs", "drift")
 
     def roll(self, alias: str) -> None:
         """Bring a server onto the image its tag now names (recreated only if it changed);

@@ -197,7 +197,7 @@ class LocalBackend:
         # Always: it does nothing when .venv is current, and installs what an older one
         # lacks (the components, installed editable) before any process starts.
         self.runner.run(["make", "--no-print-directory", "venv"])
-        for sub in ("data", "gate", "load"):
+        for sub in ("data", "gate", "load", "drift"):
             (self.s.root / "reports" / sub).mkdir(parents=True, exist_ok=True)
         for name in SERVICES:  # preflight: refuse before starting anything
             self.clear_stale(name)
@@ -264,6 +264,8 @@ class LocalBackend:
                 "PROMETHEUS_MULTIPROC_DIR": str(self.s.lab_dir / f"metrics-{alias}"),
                 # The last good model: the server restarts and serves while MLflow is down.
                 "SERVING_CACHE_DIR": str(self.s.lab_dir / f"serving-cache-{alias}"),
+                # What it answered, for the drift check (SERVING_CAPTURE_SAMPLE=0: nothing).
+                "SERVING_CAPTURE_DIR": str(self.capture_dir),
                 # The servers only read the registry: a read-only account in classroom mode.
                 "MLFLOW_TRACKING_USERNAME": MLFLOW_READER_USER,
                 "MLFLOW_TRACKING_PASSWORD": self.s.get("MLFLOW_READER_PASSWORD"),
@@ -281,8 +283,27 @@ class LocalBackend:
     def gatekeeper(self, *args: str, capture: bool = False) -> Result:
         return self.python("-m", "gatekeeper", *args, capture=capture)
 
-    def train(self) -> None:
-        self.python("-m", "trainer")
+    def train(self, shift: str | None = None) -> None:
+        env = {"TRAIN_SHIFT": shift} if shift is not None else None
+        self.runner.run([str(self.bin / "python"), "-m", "trainer"], env=env)
+
+    @property
+    def capture_dir(self) -> Path:
+        return self.s.lab_dir / "capture"
+
+    def traffic(self, alias: str, shift: str) -> None:
+        self.runner.run(
+            [str(self.bin / "python"), "-m", "trainer.traffic"],
+            env={"TRAFFIC_URL": self.server_url(alias), "TRAFFIC_SHIFT": shift},
+        )
+
+    def drift(self) -> None:
+        reports = self.s.root / "reports" / "drift"
+        reports.mkdir(parents=True, exist_ok=True)
+        self.runner.run(
+            [str(self.bin / "python"), "-m", "gatekeeper", "drift"],
+            env={"DRIFT_CAPTURE_DIR": str(self.capture_dir), "DRIFT_REPORT_DIR": str(reports)},
+        )
 
     blue_green = False  # production follows its alias in one process (docker mode: blue/green)
 

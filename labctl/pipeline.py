@@ -6,6 +6,8 @@
                 one without a passed latency gate) → roll → smoke
     load      = Locust against a server → its verdict recorded on the version it served
     rollback  = move @production back → roll → smoke
+    retrain-on-drift = drift check → only on drift: train on the shifted window → the
+                pipeline (gate, staging, smoke, load, production)
 
 A backend (labctl.docker, labctl.local) says how each step runs; this module says in which
 order, and what must never happen: a failed @production lookup must not look like "no
@@ -34,9 +36,11 @@ class Backend(Protocol):
     def start_tracking(self) -> None: ...
     def start_servers(self) -> None: ...
     def gatekeeper(self, *args: str, capture: bool = False) -> Result: ...
-    def train(self) -> None: ...
+    def train(self, shift: str | None = None) -> None: ...
     def roll(self, alias: str) -> None: ...
     def load(self, alias: str) -> None: ...
+    def traffic(self, alias: str, shift: str) -> None: ...
+    def drift(self) -> None: ...
     # Blue/green production (docker mode; see labctl.docker).
     def settle_production(self) -> None: ...
     def prepare_production(self, version: str, sha: str) -> str: ...
@@ -240,11 +244,12 @@ PIPELINE_STAGES = (
 )
 
 
-def run_pipeline(b: Backend) -> None:
+def run_pipeline(b: Backend, train_shift: str | None = None) -> None:
     """The stop-the-line chain, as CI runs it, on this lab: each stage runs only if the one
-    before it passed, and the stage that stopped the line is named with its exit code."""
+    before it passed, and the stage that stopped the line is named with its exit code.
+    `train_shift` (TRAIN_SHIFT's syntax) trains on a shifted window; None: the settings'."""
     steps = (
-        b.train,
+        lambda: b.train(train_shift),
         lambda: gate(b),
         lambda: promote(b, "staging"),
         lambda: load(b, "staging"),
@@ -265,3 +270,31 @@ def run_pipeline(b: Backend) -> None:
             raise
         log.good(f"stage {number}/{total} passed: {name}")
     log.good("the pipeline passed: the new model is in production")
+
+
+def traffic(b: Backend, alias: str, shift: str) -> None:
+    check_alias("ALIAS", alias)
+    b.traffic(alias, shift)
+
+
+def drift(b: Backend) -> None:
+    """The drift check on @production; CommandFailed with exit 1 when it found drift."""
+    b.drift()
+
+
+def retrain_on_drift(b: Backend, shift: str) -> None:
+    """Drift check, then only on drift the whole stop-the-line chain, training on the newer
+    window: the dataset with `shift` applied (TRAIN_SHIFT). No drift: nothing runs."""
+    log.info("retrain on drift: checking @production for drift")
+    try:
+        b.drift()
+    except CommandFailed as exc:
+        if exc.returncode != 1:  # cannot tell (too few rows, no reference): stop here
+            raise
+        window = f"TRAIN_SHIFT={shift!r}" if shift else "the dataset as it ships (no SHIFT given)"
+        log.info(f"drift found: retraining on the newer window, {window}")
+        if not shift:
+            log.warn("without SHIFT the new model trains on the same data as the one it replaces")
+        run_pipeline(b, train_shift=shift)
+        return
+    log.good("no drift on @production: nothing retrained, production unchanged")

@@ -39,6 +39,9 @@ SETTING_PREFIXES = (
     "S3_",
     "POSTGRES_",
     "GUNICORN_",
+    "DRIFT_",
+    "TRAFFIC_",
+    "PROMOTE_",
 )
 SETTING_SUFFIXES = ("_IMAGE", "_PORT")
 SETTING_NAMES = frozenset(

@@ -30,10 +30,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from gatekeeper.config import GateConfig
+from gatekeeper.config import DriftConfig, GateConfig
 from loadgate.thresholds import LoadThresholds
 from serving.config import ServingConfig
 from trainer.config import TrainConfig
+from trainer.traffic import TrafficConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -42,8 +43,8 @@ ENV_EXAMPLE = ROOT / ".env.example"
 # The config classes, by component folder (a build context in compose/compose.yaml).
 # test_every_config_class_is_checked fails when a component grows one that is not here.
 CONFIGS: dict[str, tuple[type, ...]] = {
-    "training": (TrainConfig,),
-    "gatekeeper": (GateConfig,),
+    "training": (TrainConfig, TrafficConfig),
+    "gatekeeper": (GateConfig, DriftConfig),
     "serving": (ServingConfig,),
     "loadtests": (LoadThresholds,),
     "services/mlflow": (),
@@ -70,6 +71,8 @@ ONE_SIDED = {
     "LAB_REGISTRY": "the local registry's address; make derives it from REGISTRY_PORT",
     "LAB_ADMIN_BIND": "where MLflow, the registry and S3 listen; make derives it (LAB_AUTH)",
     "LOAD_TARGET": "the server make load aims at (LOAD_ALIAS)",
+    "TRAFFIC_URL": "the server make traffic aims at (ALIAS)",
+    "TRAFFIC_SHIFT": "make traffic's SHIFT",
     "GITHUB_ACTOR": "set by GitHub Actions; the gatekeeper records it as the actor",
     "USER": "the login name; the gatekeeper records it as the actor",
     **{
@@ -82,6 +85,10 @@ ONE_SIDED = {
 
 # A compose default that differs from the code default on purpose, with the reason.
 DIFFERENT_ON_PURPOSE = {
+    ("training", "TRAFFIC_URL"): (
+        "in Compose the traffic job reaches production by its service name; outside, the "
+        "production server's default port on this host"
+    ),
     ("training", "GIT_SHA"): (
         "in Compose the job runs in an image tagged GIT_SHA (`dev` unless make says), and the "
         "model must name that image for promotion; outside an image the code's `unknown` "

@@ -44,8 +44,8 @@ class StepBackend:
         self._step(" ".join(args[:3]))
         return Result(0)
 
-    def train(self):
-        self._step("train")
+    def train(self, shift=None):
+        self._step("train" if shift is None else f"train shift={shift}")
 
     def roll(self, alias):
         self._step(f"roll {alias}")
@@ -58,6 +58,16 @@ class StepBackend:
 
     def server_url(self, alias):
         return f"http://{alias}"
+
+    def traffic(self, alias, shift):
+        self._step(f"traffic {alias} {shift}".strip())
+
+    drift_exit = 0
+
+    def drift(self):
+        self.steps.append("drift")
+        if self.drift_exit:
+            raise CommandFailed(["drift"], self.drift_exit)
 
     def record_mode(self):
         self._step("record")
@@ -374,3 +384,48 @@ def test_the_gatekeeper_runs_from_the_images_of_the_code_in_the_tree(
     monkeypatch.setattr(b, "build_images", lambda: built.append(b.s.get("GIT_SHA")))
     b.gatekeeper("status")
     assert built == [b.s.get("GIT_SHA")]
+
+
+SHIFT = "petal length (cm)=+1.5"
+
+
+def test_retrain_on_drift_without_drift_retrains_nothing(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    pipeline.retrain_on_drift(b, SHIFT)
+    assert b.steps == ["drift"]
+
+
+def test_retrain_on_drift_runs_the_whole_line_on_the_shifted_window(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    b.drift_exit = 1
+    pipeline.retrain_on_drift(b, SHIFT)
+    assert b.steps[:3] == ["drift", f"train shift={SHIFT}", "gate"]
+    assert b.steps[-3:] == [
+        "promote --to production",
+        "roll production",
+        "smoke --url http://production",
+    ]
+
+
+def test_retrain_on_drift_stops_where_the_line_stops(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"), fail_on="gate")
+    b.drift_exit = 1
+    with pytest.raises(CommandFailed):
+        pipeline.retrain_on_drift(b, SHIFT)
+    assert b.steps[-1] == "gate" and not any(x.startswith("promote") for x in b.steps)
+
+
+def test_a_drift_check_that_cannot_tell_retrains_nothing(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    b.drift_exit = 2
+    with pytest.raises(CommandFailed) as exc:
+        pipeline.retrain_on_drift(b, SHIFT)
+    assert exc.value.returncode == 2 and b.steps == ["drift"]
+
+
+def test_traffic_goes_only_to_the_lab_s_servers(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    pipeline.traffic(b, "production", SHIFT)
+    assert b.steps == [f"traffic production {SHIFT}"]
+    with pytest.raises(LabError, match="ALIAS must be staging or production"):
+        pipeline.traffic(b, "candidate", "")

@@ -47,7 +47,7 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
     app.json.sort_keys = False
     app.extensions["model_holder"] = holder
     capture = None
-    if cfg.capture_dir:
+    if cfg.capture_dir and cfg.capture_sample > 0:
         capture = Capture(
             cfg.capture_dir,
             cfg.alias,

@@ -25,8 +25,14 @@ def _positive(env: Mapping[str, str], name: str, default, kind=int):
 
 
 def _share(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _positive(env, name, default, float)
-    if value > 1:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a share between 0 and 1, got {raw!r}") from None
+    if not 0 <= value <= 1:
         raise ConfigError(f"{name} must be a share between 0 and 1, got {value}")
     return value
 
@@ -56,7 +62,7 @@ class ServingConfig:
     # Folder where the server records a sample of what it serves, for the drift check
     # (serving/capture.py); empty: nothing is recorded.
     capture_dir: str = ""
-    capture_sample: float = 1.0  # share of /predict requests recorded
+    capture_sample: float = 1.0  # share of /predict requests recorded (0: none)
     capture_max_mb: float = 20.0  # the alias's files in the folder stay under this
 
     @classmethod

@@ -115,7 +115,14 @@ def test_without_a_folder_nothing_is_recorded(client, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("value", ["0", "1.5", "-0.1", "x"])
+def test_a_sample_share_of_zero_records_nothing(config, make_client, tmp_path):
+    client = make_client(dataclasses.replace(config, capture_dir=str(tmp_path), capture_sample=0))
+    assert client.post("/predict", json={"instances": [[0, 0, 0]]}).status_code == 200
+    assert client.application.extensions["capture"] is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "x"])
 def test_a_sample_share_out_of_range_is_a_config_error(value):
     from serving.config import ConfigError, ServingConfig
 

@@ -31,7 +31,7 @@ from trainer.config import DATASETS, ConfigError, TrainConfig
 
 @dataclass(frozen=True)
 class TrafficConfig:
-    url: str
+    url: str = "http://127.0.0.1:8082"  # the production server's default port
     shift: str = ""
     rows: int = 500
     batch: int = 5
@@ -42,7 +42,7 @@ class TrafficConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TrafficConfig:
         env = os.environ if env is None else env
-        url = env.get("TRAFFIC_URL", "").strip().rstrip("/")
+        url = env.get("TRAFFIC_URL", "").strip().rstrip("/") or cls.url
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"TRAFFIC_URL must be a server's http:// URL, got {url!r}")
         train = TrainConfig.from_env({k: v for k, v in env.items() if k.startswith("TRAIN_")})
