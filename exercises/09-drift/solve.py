@@ -1,10 +1,13 @@
-"""Drift-triggered retraining: no solution until the lab has its drift check."""
+"""Drift-triggered retraining: the README's commands, in order."""
 
-from labctl.errors import LabError
+from labctl.book.solving import make
+
+SHIFT = "SHIFT=petal length (cm)=+1.5"
 
 
 def solve(lab):
-    raise LabError(
-        "exercise 9 waits for the lab's drift check (make traffic, make drift): "
-        "there is no solution to apply yet"
-    )
+    make(lab, "traffic", SHIFT, "TRAFFIC_ROWS=1000")
+    make(lab, "drift", expect_failure=True)
+    make(lab, "retrain-on-drift", SHIFT)
+    make(lab, "traffic", SHIFT, "TRAFFIC_ROWS=1000")
+    make(lab, "drift")

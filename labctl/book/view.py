@@ -136,6 +136,28 @@ class Lab:
             out.append(mv)
         return sorted(out, key=lambda mv: int(mv["version"]), reverse=True)
 
+    def drift_checks(self, experiment: str = "lab-monitoring") -> list[dict]:
+        """The drift checks of this lab's model (runs of the monitoring experiment), oldest
+        first: each its start (ms since the epoch) and tags (version, verdict, ...)."""
+        try:
+            found = self.mlflow("experiments/get-by-name", experiment_name=experiment)
+        except Unanswered as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # no check has run on this lab yet
+                return []
+            raise
+        runs = self.mlflow(
+            "runs/search",
+            method="POST",
+            experiment_ids=[found["experiment"]["experiment_id"]],
+            filter=f"tags.model = '{self.model_name}'",
+            max_results=1000,
+        ).get("runs", [])
+        out = []
+        for run in runs:
+            tags = {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
+            out.append({"start": int(run["info"]["start_time"]), **tags})
+        return sorted(out, key=lambda r: r["start"])
+
     def run(self, run_id: str) -> dict:
         run = self.mlflow("runs/get", run_id=run_id)["run"]
         data = run.get("data", {})

@@ -172,6 +172,9 @@ class FakeLab(Lab):
         found = [json.loads(json.dumps(v)) for v in self.state["versions"].values()]
         return sorted(found, key=lambda v: int(v["version"]), reverse=True)
 
+    def drift_checks(self):
+        return sorted(self.state.get("drift_checks", []), key=lambda r: r["start"])
+
     def run(self, run_id):
         r = self.state["runs"][run_id]
         return {
