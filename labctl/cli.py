@@ -238,8 +238,11 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
         pipeline.retrain_on_drift(b, args.shift)
     elif verb == "approve":
         version = args.version.strip()
-        if not version.isdigit():
-            raise LabError(f"which version? make approve VERSION=N BY=<name> (got {version!r})")
+        if not (version.isdigit() or version in pipeline.ALIASES):
+            raise LabError(
+                "which version? make approve VERSION=N BY=<name> (or VERSION=staging for the "
+                f"version @staging points to; got {version!r})"
+            )
         by = ("--by", args.by) if args.by.strip() else ()
         b.gatekeeper("approve", "--version", version, *by)
     elif verb == "urls":

@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_FAILED
         elif args.command == "approve":
             by = args.by or cfg.actor
-            earlier = lifecycle.approve(client, cfg, args.version, by)
+            version, earlier = lifecycle.approve(client, cfg, args.version, by)
             again = f" (approved before by {earlier})" if earlier else ""
-            print(f"gatekeeper: version {args.version} approved for production by {by}{again}")
+            print(f"gatekeeper: version {version} approved for production by {by}{again}")
         elif args.command == "status":
             if args.version_of:
                 print(lifecycle.alias_version(client, name, args.version_of) or "")

@@ -391,13 +391,18 @@ def promote(
     return version, previous
 
 
-def approve(client: MlflowClient, cfg: GateConfig, version: str, by: str) -> str | None:
-    """Record that `by` approved `version` for production; returns an earlier approver,
-    if any (the new approval is recorded over it). Only a version that passed the gate
+def approve(client: MlflowClient, cfg: GateConfig, version: str, by: str) -> tuple[str, str | None]:
+    """Record that `by` approved `version` (a number, or an alias: the version it points
+    to) for production; returns (the version, an earlier approver if any: the new approval
+    is recorded over it). Only a version that passed the gate
     can be approved: an approval is a human's yes on top of the machine's, not instead."""
     by = by.strip()
     if not by:
         raise UsageError("an approval needs a name: make approve VERSION=N BY=<name>")
+    if version in ALIASES:  # VERSION=staging: the version that alias points to now
+        alias, version = version, alias_version(client, cfg.model_name, version)
+        if version is None:
+            raise UsageError(f"{cfg.model_name} has no @{alias} to approve")
     try:
         mv = client.get_model_version(cfg.model_name, version)
     except MlflowException as exc:
@@ -414,7 +419,7 @@ def approve(client: MlflowClient, cfg: GateConfig, version: str, by: str) -> str
     client.set_model_version_tag(cfg.model_name, version, APPROVED_AT, now())
     # The approver last: a version never reads approved without the time it was.
     client.set_model_version_tag(cfg.model_name, version, APPROVED_BY, by)
-    return earlier
+    return version, earlier
 
 
 def _record(client: MlflowClient, cfg: GateConfig, version: str, tags: dict[str, str]) -> None:

@@ -371,7 +371,7 @@ def test_production_refuses_an_unapproved_version_when_approval_is_required(fake
 
 def test_an_approved_version_is_promoted_and_the_approver_recorded(fake_client):
     client = fake_client(versions(), {"staging": "2", "production": "1"})
-    assert lifecycle.approve(client, approving_cfg(), "2", "ada") is None
+    assert lifecycle.approve(client, approving_cfg(), "staging", "ada") == ("2", None)
     assert lifecycle.promote(client, approving_cfg(), "production") == ("2", "1")
     tags = client.versions["2"]
     assert tags["approval.by"] == "ada" and tags["approval.at"]
@@ -394,8 +394,10 @@ def test_an_approval_needs_a_name_and_a_second_one_reports_the_first(fake_client
     client = fake_client(versions(), {})
     with pytest.raises(lifecycle.UsageError, match="needs a name"):
         lifecycle.approve(client, cfg(), "2", "  ")
+    with pytest.raises(lifecycle.UsageError, match="no @staging to approve"):
+        lifecycle.approve(client, cfg(), "staging", "ada")
     lifecycle.approve(client, cfg(), "2", "ada")
-    assert lifecycle.approve(client, cfg(), "2", "grace") == "ada"
+    assert lifecycle.approve(client, cfg(), "2", "grace") == ("2", "ada")
     assert client.versions["2"]["approval.by"] == "grace"
 
 
