@@ -16,7 +16,7 @@ LAB := $(PYTHON) -m labctl
 	up down restart ps logs doctor build train gate pipeline promote rollback status smoke load e2e clean urls \
 	traffic drift retrain-on-drift approve \
 	exercises check solve \
-	summary state-save state-restore bench user source-run
+	summary state-save state-restore bench user source-run latest-source-run
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -135,7 +135,7 @@ traffic: ## Send a model server dataset rows for a while (ALIAS=production|stagi
 drift: ## Drift check: what @production served against its training data (0 no drift, 1 drift, 2 cannot tell; reports/drift/)
 	@$(LAB) drift
 
-retrain-on-drift: ## Drift check, and only on drift the whole pipeline, training on the newer window (SHIFT=...)
+retrain-on-drift: ## Drift check, and only on drift the whole pipeline, training on the newer window (SHIFT=...; TO=staging stops before production)
 	@$(LAB) retrain-on-drift
 
 # VERSION and BY only from make's command line, as for promote.
@@ -161,6 +161,11 @@ source-run: ## CI: refuse a state unless RUN_ID is a successful pipeline run on 
 	@case "$$RUN_ID" in ''|*[!0-9]*) echo "RUN_ID must be a run number" >&2; exit 1 ;; esac; \
 	gh api "repos/$$GITHUB_REPOSITORY/actions/runs/$$RUN_ID" | $(PYTHON) .github/scripts/source_run.py \
 		--run-id "$$RUN_ID" --repository "$$GITHUB_REPOSITORY" \
+		--default-branch "$$DEFAULT_BRANCH" --workflow .github/workflows/lab-pipeline.yml
+
+latest-source-run: ## CI: the newest successful pipeline run on the default branch, as run_id= in $GITHUB_OUTPUT
+	@gh api "repos/$$GITHUB_REPOSITORY/actions/workflows/lab-pipeline.yml/runs?branch=$$DEFAULT_BRANCH&status=success&per_page=30" \
+		| $(PYTHON) .github/scripts/source_run.py --latest --repository "$$GITHUB_REPOSITORY" \
 		--default-branch "$$DEFAULT_BRANCH" --workflow .github/workflows/lab-pipeline.yml
 
 # NAME and PASSWORD only from make's command line: shells often export NAME (WSL does).

@@ -37,7 +37,7 @@ VERBS: dict[str, str] = {
     "load": "Locust latency gate against a server (--alias, default staging)",
     "traffic": "send a server dataset rows, shifted where asked (--alias, --shift)",
     "drift": "drift check on @production: 0 no drift, 1 drift, 2 cannot tell (reports/drift/)",
-    "retrain-on-drift": "drift check, and only on drift the whole pipeline on the shifted window",
+    "retrain-on-drift": "drift check; on drift only, the pipeline on the shifted window (--to)",
     "approve": "record a person's approval of a version for production (--version, --by)",
     "urls": "print the lab's URLs",
     "summary": "the gate and latency reports as Markdown ($GITHUB_STEP_SUMMARY on GitHub)",
@@ -79,6 +79,9 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
         verbs[name].add_argument(
             "--shift", default=env("SHIFT") or "", help='(SHIFT="petal length (cm)=+1.5")'
         )
+    verbs["retrain-on-drift"].add_argument(
+        "--to", default=env("TO") or "production", help="how far the new model goes (TO=staging)"
+    )
     verbs["approve"].add_argument("--version", default=env("VERSION") or "", help="(VERSION=)")
     verbs["approve"].add_argument("--by", default=env("BY") or "", help="(BY=)")
     verbs["logs"].add_argument("--service", default=env("SERVICE") or "", help="(SERVICE=)")
@@ -235,7 +238,11 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
     elif verb == "drift":
         pipeline.drift(b)
     elif verb == "retrain-on-drift":
-        pipeline.retrain_on_drift(b, args.shift)
+        retrained = pipeline.retrain_on_drift(b, args.shift, args.to)
+        output = settings.env.get("GITHUB_OUTPUT")
+        if output:  # GitHub Actions: the next job runs only if a new model was trained
+            with open(output, "a", encoding="utf-8") as out:
+                out.write(f"retrained={'true' if retrained else 'false'}\n")
     elif verb == "approve":
         version = args.version.strip()
         if not (version.isdigit() or version in pipeline.ALIASES):

@@ -244,10 +244,12 @@ PIPELINE_STAGES = (
 )
 
 
-def run_pipeline(b: Backend, train_shift: str | None = None) -> None:
+def run_pipeline(b: Backend, train_shift: str | None = None, until: str = "production") -> None:
     """The stop-the-line chain, as CI runs it, on this lab: each stage runs only if the one
     before it passed, and the stage that stopped the line is named with its exit code.
-    `train_shift` (TRAIN_SHIFT's syntax) trains on a shifted window; None: the settings'."""
+    `train_shift` (TRAIN_SHIFT's syntax) trains on a shifted window; None: the settings'.
+    `until="staging"` ends after staging's load test (production then waits for someone)."""
+    check_alias("TO", until)
     steps = (
         lambda: b.train(train_shift),
         lambda: gate(b),
@@ -255,21 +257,27 @@ def run_pipeline(b: Backend, train_shift: str | None = None) -> None:
         lambda: load(b, "staging"),
         lambda: promote(b, "production"),
     )
+    if until == "staging":
+        steps = steps[:-1]
     total = len(steps)
-    for number, (name, step) in enumerate(zip(PIPELINE_STAGES, steps, strict=True), 1):
+    stages = PIPELINE_STAGES[:total]
+    for number, (name, step) in enumerate(zip(stages, steps, strict=True), 1):
         log.info(f"pipeline stage {number}/{total}: {name}")
         try:
             step()
         except (CommandFailed, LabError) as exc:
             code = exc.returncode if isinstance(exc, CommandFailed) else exc.code
-            skipped = ", ".join(PIPELINE_STAGES[number:]) or "none"
+            skipped = ", ".join(stages[number:]) or "none"
             log.problem(
                 f"the line stopped at stage {number}/{total}, {name} (exit {code}); "
                 f"not run: {skipped}"
             )
             raise
         log.good(f"stage {number}/{total} passed: {name}")
-    log.good("the pipeline passed: the new model is in production")
+    if until == "staging":
+        log.good("the pipeline passed: the new model is on staging, load-tested")
+    else:
+        log.good("the pipeline passed: the new model is in production")
 
 
 def traffic(b: Backend, alias: str, shift: str) -> None:
@@ -282,9 +290,11 @@ def drift(b: Backend) -> None:
     b.drift()
 
 
-def retrain_on_drift(b: Backend, shift: str) -> None:
-    """Drift check, then only on drift the whole stop-the-line chain, training on the newer
-    window: the dataset with `shift` applied (TRAIN_SHIFT). No drift: nothing runs."""
+def retrain_on_drift(b: Backend, shift: str, to: str = "production") -> bool:
+    """Drift check, then only on drift the whole stop-the-line chain (up to `to`), training
+    on the newer window: the dataset with `shift` applied (TRAIN_SHIFT). Returns whether
+    it retrained; no drift: nothing runs."""
+    check_alias("TO", to)
     log.info("retrain on drift: checking @production for drift")
     try:
         b.drift()
@@ -295,6 +305,7 @@ def retrain_on_drift(b: Backend, shift: str) -> None:
         log.info(f"drift found: retraining on the newer window, {window}")
         if not shift:
             log.warn("without SHIFT the new model trains on the same data as the one it replaces")
-        run_pipeline(b, train_shift=shift)
-        return
+        run_pipeline(b, train_shift=shift, until=to)
+        return True
     log.good("no drift on @production: nothing retrained, production unchanged")
+    return False

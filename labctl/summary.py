@@ -4,6 +4,7 @@ Each gate renders its own Markdown next to its JSON, so this only puts them toge
 
     reports/gate/gate_report.md    written by `make gate`  (gatekeeper/gatekeeper/report.py)
     reports/load/latency_gate.md   written by `make load`  (loadtests/loadgate/thresholds.py)
+    reports/drift/drift.md         written by `make drift` (gatekeeper/gatekeeper/monitor.py)
 
 On GitHub Actions the summary is appended to $GITHUB_STEP_SUMMARY, so it shows on the
 run's page; anywhere else it is printed. A missing report (that step did not run in this
@@ -21,6 +22,7 @@ from pathlib import Path
 REPORTS: dict[str, Path] = {
     "gate": Path("reports/gate/gate_report.md"),
     "load": Path("reports/load/latency_gate.md"),
+    "drift": Path("reports/drift/drift.md"),
 }
 
 
@@ -51,7 +53,7 @@ def summary(root: Path, env: Mapping[str, str]) -> int:
     """Print the reports' Markdown, or append it to $GITHUB_STEP_SUMMARY when set."""
     markdown = render(root)
     if not markdown:
-        _note("no gate or latency report to summarise")
+        _note("no gate, latency or drift report to summarise")
         return 0
     target = env.get("GITHUB_STEP_SUMMARY")
     if target:

@@ -10,13 +10,17 @@ says why: its state would hand that run's `.env` and images to the default branc
         --run-id "$RUN_ID" --repository "$REPO" --default-branch main \\
         --workflow .github/workflows/lab-pipeline.yml
 
-(`make source-run` in the rollback workflow.)
+(`make source-run` in the rollback workflow.) With `--latest` it reads a list of the
+workflow's runs instead (`gh api repos/$REPO/actions/workflows/lab-pipeline.yml/runs?...`),
+picks the newest run that passes every check, prints it, and writes `run_id=N` to
+$GITHUB_OUTPUT when set (`make latest-source-run` in the drift workflow).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 TRUSTED_EVENTS = ("push", "workflow_dispatch")
@@ -40,13 +44,43 @@ def problems(run: dict, repository: str, default_branch: str, workflow: str) -> 
     return found
 
 
+def latest(args: argparse.Namespace) -> int:
+    """The newest trusted run among a list of runs; 1 when there is none."""
+    try:
+        runs = json.load(sys.stdin).get("workflow_runs", [])
+    except (ValueError, AttributeError) as exc:
+        print(f"source_run: not a list of workflow runs ({exc})", file=sys.stderr)
+        return 1
+    runs = sorted(
+        (r for r in runs if isinstance(r, dict)), key=lambda r: r.get("run_number", 0), reverse=True
+    )
+    for run in runs:
+        if not problems(run, args.repository, args.default_branch, args.workflow):
+            run_id = str(run.get("id"))
+            print(f"source_run: run {run_id} of {args.workflow} on {args.default_branch}: trusted")
+            output = os.environ.get("GITHUB_OUTPUT")
+            if output:
+                with open(output, "a", encoding="utf-8") as out:
+                    out.write(f"run_id={run_id}\n")
+            return 0
+    print(
+        f"source_run: no successful run of {args.workflow} on {args.default_branch} started "
+        "by a push or by hand: run the lab pipeline first",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run-id", required=True)
+    p.add_argument("--run-id", default="")
+    p.add_argument("--latest", action="store_true", help="read a list of runs, pick the newest")
     p.add_argument("--repository", required=True)
     p.add_argument("--default-branch", required=True)
     p.add_argument("--workflow", required=True)
     args = p.parse_args(argv)
+    if args.latest:
+        return latest(args)
     if not args.run_id.isdigit():
         print(f"source_run: RUN_ID must be a run number (got {args.run_id!r})", file=sys.stderr)
         return 1

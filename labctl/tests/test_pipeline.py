@@ -429,3 +429,13 @@ def test_traffic_goes_only_to_the_lab_s_servers(settings_for):
     assert b.steps == [f"traffic production {SHIFT}"]
     with pytest.raises(LabError, match="ALIAS must be staging or production"):
         pipeline.traffic(b, "candidate", "")
+
+
+def test_retrain_on_drift_to_staging_stops_before_production(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    b.drift_exit = 1
+    assert pipeline.retrain_on_drift(b, SHIFT, to="staging") is True
+    assert b.steps[-2:] == ["load staging", "record-load --version 2"]
+    assert not any("production" in step for step in b.steps)
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    assert pipeline.retrain_on_drift(b, SHIFT, to="staging") is False

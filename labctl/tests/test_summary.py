@@ -56,7 +56,7 @@ def test_no_report_at_all_writes_nothing_and_never_fails(tmp_path, capsys):
     assert summary(tmp_path, {"GITHUB_STEP_SUMMARY": str(target)}) == 0
     assert not target.exists()
     out = capsys.readouterr()
-    assert out.out == "" and "no gate or latency report" in out.err
+    assert out.out == "" and "no gate, latency or drift report" in out.err
 
 
 def test_an_unreadable_report_is_named_not_fatal(tmp_path, capsys):

@@ -92,3 +92,33 @@ def test_the_rollback_workflow_checks_the_run_before_downloading_its_state():
     # No step gets the Actions runtime token (the build cache's write access).
     assert not any("ghaction-github-runtime" in n for n in names)
     assert "LAB_BUILD_CACHE" not in workflow.get("env", {})
+
+
+def latest(runs: list[dict], tmp_path) -> tuple[subprocess.CompletedProcess, str]:
+    output = tmp_path / "github_output"
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--latest", *ARGS],
+        input=json.dumps({"total_count": len(runs), "workflow_runs": runs}),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"GITHUB_OUTPUT": str(output), "PATH": "/usr/bin:/bin"},
+    )
+    return r, output.read_text() if output.exists() else ""
+
+
+def test_latest_picks_the_newest_trusted_run_and_writes_its_id(tmp_path):
+    runs = [
+        {**TRUSTED, "id": 3, "run_number": 30, "event": "pull_request"},  # newest, untrusted
+        {**TRUSTED, "id": 2, "run_number": 20},
+        {**TRUSTED, "id": 1, "run_number": 10},
+    ]
+    r, output = latest(runs, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert output == "run_id=2\n"
+
+
+def test_latest_without_a_trusted_run_fails_saying_what_to_do(tmp_path):
+    r, output = latest([{**TRUSTED, "id": 3, "run_number": 3, "head_branch": "x"}], tmp_path)
+    assert r.returncode == 1 and output == ""
+    assert "run the lab pipeline first" in r.stderr

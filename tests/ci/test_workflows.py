@@ -438,11 +438,24 @@ def test_a_saved_state_is_uploaded_right_after_and_must_exist(pipeline):
             assert save < i and _artifact(step, "if-no-files-found") == "error", job_id
 
 
-@pytest.mark.parametrize(("target", "report"), sorted(REPORTS.items()))
-def test_each_gate_report_is_summarised_and_kept_even_when_the_gate_fails(pipeline, target, report):
+# Where each report of `make summary` is written on GitHub: the workflow and the make call.
+REPORTED_BY = {
+    "gate": (PIPELINE, "gate"),
+    "load": (PIPELINE, "load"),
+    "drift": (WORKFLOWS / "lab-drift.yml", "retrain-on-drift"),
+}
+
+
+def test_every_summarised_report_is_written_by_a_workflow():
+    assert set(REPORTED_BY) == set(REPORTS)
+
+
+@pytest.mark.parametrize(("name", "report"), sorted(REPORTS.items()))
+def test_each_gate_report_is_summarised_and_kept_even_when_the_gate_fails(name, report):
+    workflow, target = REPORTED_BY[name]
     jobs = {
         job_id: job
-        for job_id, job in pipeline["jobs"].items()
+        for job_id, job in load(workflow)["jobs"].items()
         if first_step(job, target) is not None
     }
     assert jobs, f"no job runs make {target}"
