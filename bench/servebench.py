@@ -1,19 +1,22 @@
-"""Serving benchmark: our server (gevent and sync workers) vs `mlflow models serve` vs the
-HTTP floor, side by side.
+"""Serving benchmark: our server (gevent and sync workers, and recording what it serves for
+the drift check) vs `mlflow models serve` vs the HTTP floor, side by side.
 
     make bench                      # or, from the repository root:
     .venv/bin/python -m bench.servebench
 
 In one run on one machine it trains and registers a model on a private MLflow server,
-starts the four servers on 127.0.0.1 with the same worker count, and loads each with the
+starts the five servers on 127.0.0.1 with the same worker count, and loads each with the
 same `wrk` settings, single rows and 64-row batches, alternating the order over several
 rounds. It prints a table (requests/s, p50/p95/p99, failures, server and client CPU),
-writes JSON and Markdown reports, and ends with exactly three lines:
+writes JSON and Markdown reports, and ends with exactly four lines:
 
     ours/mlflow-serve rps ratio: X.X
     ours/floor rps ratio: X.X
     ours/ours-sync rps ratio: X.XX
+    ours-capture/ours rps ratio: X.XX
 
+`ours` serves without recording; `ours-capture` is the same server recording every request
+(SERVING_CAPTURE_SAMPLE=1, as the lab runs it): the last line is what capture costs.
 (single-row medians). Every load run is bounded in time and targets 127.0.0.1 only.
 """
 
@@ -36,7 +39,7 @@ from pathlib import Path
 from labctl.processes import ROOT, free_port, start_gunicorn, start_mlflow, venv_bin, wait_http
 
 BIN = venv_bin()
-SERVERS = ("ours", "ours-sync", "mlflow-serve", "floor")
+SERVERS = ("ours", "ours-capture", "ours-sync", "mlflow-serve", "floor")
 SCENARIOS = {"single": 1, "batch64": 64}
 HOST = "127.0.0.1"  # load goes to loopback only
 
@@ -104,6 +107,7 @@ def ratio_lines(med: dict) -> list[str]:
         f"ours/mlflow-serve rps ratio: {ours / med[('mlflow-serve', 'single')]['rps']:.1f}",
         f"ours/floor rps ratio: {ours / med[('floor', 'single')]['rps']:.1f}",
         f"ours/ours-sync rps ratio: {ours / med[('ours-sync', 'single')]['rps']:.2f}",
+        f"ours-capture/ours rps ratio: {med[('ours-capture', 'single')]['rps'] / ours:.2f}",
     ]
 
 
@@ -275,6 +279,26 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         pids = {"ours": procs[-1].pid}
+        started = {"ours": procs[-1]}
+        # The same server recording every request it answers, as the lab runs it.
+        procs.append(
+            start_gunicorn(
+                {
+                    **env,
+                    "SERVING_MODEL_ALIAS": "production",
+                    "GUNICORN_WORKERS": workers,
+                    "GUNICORN_BIND": f"{HOST}:{ports['ours-capture']}",
+                    "SERVING_POLL_INTERVAL_S": "60",
+                    "SERVING_CAPTURE_DIR": str(tmp / "capture"),
+                    "SERVING_CAPTURE_SAMPLE": "1",
+                    "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-capture"),
+                },
+                tmp / "ours-capture.log",
+                BIN,
+            )
+        )
+        pids["ours-capture"] = procs[-1].pid
+        started["ours-capture"] = procs[-1]
         # The same server with sync workers: what gevent workers cost or gain.
         procs.append(
             start_gunicorn(
@@ -292,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         pids["ours-sync"] = procs[-1].pid
+        started["ours-sync"] = procs[-1]
         procs.append(
             _start(
                 [
@@ -314,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         pids["mlflow-serve"] = procs[-1].pid
+        started["mlflow-serve"] = procs[-1]
         procs.append(
             start_gunicorn(
                 {
@@ -328,10 +354,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         pids["floor"] = procs[-1].pid
-        wait_http(f"http://{HOST}:{ports['ours']}/ready", 180, procs[1])
-        wait_http(f"http://{HOST}:{ports['ours-sync']}/ready", 180, procs[2])
-        wait_http(f"http://{HOST}:{ports['mlflow-serve']}/health", 180, procs[3])
-        wait_http(f"http://{HOST}:{ports['floor']}/ready", 180, procs[4])
+        started["floor"] = procs[-1]
+        for server, proc in started.items():
+            ready = "/health" if server == "mlflow-serve" else "/ready"
+            wait_http(f"http://{HOST}:{ports[server]}{ready}", 180, proc)
 
         # 3. request bodies: the same rows in each server's format
         bodies: dict[tuple[str, str], Path] = {}
