@@ -30,7 +30,7 @@ def test_rows_come_from_the_dataset_and_are_shifted_where_asked():
     [
         ({"TRAFFIC_URL": "127.0.0.1:8082"}, "TRAFFIC_URL must be a server's http:// URL"),
         ({"TRAFFIC_ROWS": "0"}, "TRAFFIC_ROWS must be between 1"),
-        ({"TRAFFIC_BATCH": "x"}, "TRAFFIC_BATCH must be a whole number"),
+        ({"TRAFFIC_BATCH": "x"}, "TRAFFIC_BATCH must be an integer"),
         ({"TRAFFIC_SHIFT": "petal=1"}, "TRAFFIC_SHIFT: cannot read"),
         ({"TRAIN_DATASET": "mnist"}, "TRAIN_DATASET"),
     ],

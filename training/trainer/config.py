@@ -28,14 +28,20 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, lo: int | None = None, hi: int | None = None
+) -> int:
+    """An integer setting; with `lo` and `hi`, one in that range."""
     raw = env.get(name, "")
     if raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)

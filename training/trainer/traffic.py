@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainer import data, shift
-from trainer.config import DATASETS, ConfigError, TrainConfig
+from trainer.config import DATASETS, ConfigError, TrainConfig, _int
 
 
 @dataclass(frozen=True)
@@ -53,25 +53,12 @@ class TrafficConfig:
         return cls(
             url=url,
             shift=text,
-            rows=_whole(env, "TRAFFIC_ROWS", cls.rows, 1, 1_000_000),
-            batch=_whole(env, "TRAFFIC_BATCH", cls.batch, 1, 1000),
-            seconds=float(_whole(env, "TRAFFIC_SECONDS", int(cls.seconds), 1, 86_400)),
+            rows=_int(env, "TRAFFIC_ROWS", cls.rows, 1, 1_000_000),
+            batch=_int(env, "TRAFFIC_BATCH", cls.batch, 1, 1000),
+            seconds=float(_int(env, "TRAFFIC_SECONDS", int(cls.seconds), 1, 86_400)),
             dataset=train.dataset,
             seed=train.seed,
         )
-
-
-def _whole(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
 
 
 def rows_to_send(cfg: TrafficConfig) -> tuple[list[str], np.ndarray]:
