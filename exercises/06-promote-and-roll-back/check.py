@@ -3,8 +3,12 @@ and production, was rolled back and revoked, and production is back where it was
 
 from labctl.book.runner import criterion, skipped
 
-# Some criteria read the image registry: the round trip runs this exercise in docker mode too.
+# Some criteria read the image registry.
 READS_IMAGES = True
+# serving:production == serving:<sha> is read as exercise 12 reads serving:staging, whose
+# docker round trip takes it (and the e2e suite rolls back in docker mode): this one's
+# round trip runs in local mode.
+DOCKER_ROUND_TRIP = False
 
 
 def criteria(lab):
