@@ -5,7 +5,7 @@ from labctl.book.runner import criterion, skipped
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
-# Some criteria read the image registry: the round trip runs this exercise in docker mode too.
+# Some criteria read the image registry: the round trip runs this exercise in docker mode.
 READS_IMAGES = True
 
 

@@ -4,7 +4,7 @@ import json
 
 from labctl.book.runner import criterion, skipped
 
-# Some criteria read the image registry: the round trip runs this exercise in docker mode too.
+# Some criteria read the image registry: the round trip runs this exercise in docker mode.
 READS_IMAGES = True
 
 

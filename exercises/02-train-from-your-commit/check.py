@@ -5,7 +5,7 @@ import re
 
 from labctl.book.runner import criterion, skipped
 
-# Some criteria read the image registry: the round trip runs this exercise in docker mode too.
+# Some criteria read the image registry: the round trip runs this exercise in docker mode.
 READS_IMAGES = True
 
 TRAIN_PY = "training/trainer/train.py"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from labctl.book.runner import criterion, skipped
 
-# Criteria read the image registry in docker mode: the round trip runs there too.
+# Criteria read the image registry in docker mode.
 READS_IMAGES = True
 # serving:staging == serving:<sha> is exercise 12's image criterion too, whose docker round
 # trip takes it; this one's solution takes minutes.
