@@ -196,7 +196,7 @@ def to_markdown(doc: dict) -> str:
         lines.append(
             f"| {f['feature']} | {f['psi']:.3f} | {f['ks_statistic']:.3f} | "
             f"{f['ks_pvalue']:.2g} | {f['reference_mean']:.3f} → {f['current_mean']:.3f} | "
-            f"{'✗' if f['drifted'] else '✓'} |"
+            f"{'**yes**' if f['drifted'] else 'no'} |"
         )
     lines += ["", "| class | share in training | share of answers |", "|---|---:|---:|"]
     for name, s in doc["predictions"].items():

@@ -91,7 +91,7 @@ def test_the_reports_say_the_verdict_and_name_the_drifted_feature():
         "y": {"reference": 0.5, "window": pytest.approx(1 / 3, abs=1e-6)},
     }
     md = monitor.to_markdown(doc)
-    assert "**DRIFT**" in md and re.search(r"\| b \| [0-9.]+ .* \| ✗ \|", md)
+    assert "**DRIFT**" in md and re.search(r"\| b \| [0-9.]+ .* \| \*\*yes\*\* \|", md)
     page = monitor.to_html(doc)
     assert "Drift: b" in page and page.count("<svg") == 2 and "<script" not in page
     assert 'class="verdict drift"' in page
