@@ -3,9 +3,9 @@
 They talk HTTP to the URLs the lab prints and drive it through the same make targets a
 student uses. Checks that only make sense with containers skip in local mode.
 
-The tests share one lab and run in any order, or alone (-k): a test that needs the lab in
-some state asks for a fixture below, which waits for that state or creates it with the
-same make targets.
+The tests share one lab and run in any order (the exercise round trips first), or alone
+(-k): a test that needs the lab in some state asks for a fixture below, which waits for
+that state or creates it with the same make targets.
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ import pytest
 import requests
 
 from tests.e2e.labtools import Lab, promote_new_candidate, wait_version
+
+
+def pytest_collection_modifyitems(items):
+    """The exercise round trips run first: each needs a lab on which its exercise was not
+    done yet, and other tests do the work some exercises ask for (the closed loop's
+    retraining, rollbacks)."""
+    items.sort(key=lambda item: item.path.name != "test_exercises.py")  # stable sort
 
 
 @pytest.fixture(scope="session")
