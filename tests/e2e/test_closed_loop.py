@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.e2e.labtools import ROOT, promote_new_candidate, to_staging, wait_version
+from tests.e2e.labtools import ROOT, promote_new_candidate, wait_version
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,9 @@ def test_ordinary_traffic_does_not_drift(lab, profiled):
     assert doc["window"]["rows"] == 1000 and doc["reference"]["rows"] > 0
 
 
-def test_shifted_traffic_drifts_and_the_retrained_model_fits_the_new_data(lab, profiled):
+def test_shifted_traffic_drifts_and_the_approved_retrain_fits_the_new_data(lab, profiled):
+    """The scheduled workflow's path: drift, the line retrains up to staging, production
+    waits for a person's approval, then the alarm is gone."""
     before = profiled["production"]
     ok(lab.make("traffic", f"SHIFT={SHIFT}", WINDOW))
     checked = lab.make("drift")
@@ -60,9 +62,9 @@ def test_shifted_traffic_drifts_and_the_retrained_model_fits_the_new_data(lab, p
     assert "drift` exited with 1" in checked.stderr, checked.stderr[-2000:]
     assert "DRIFT" in checked.stderr and "petal length (cm)" in report()["drifted_features"]
 
-    ok(lab.make("retrain-on-drift", f"SHIFT={SHIFT}"))
-    after = lab.aliases()["production"]
-    assert int(after) > int(before)
+    ok(lab.make("retrain-on-drift", f"SHIFT={SHIFT}", "TO=staging"))
+    after = lab.aliases()["staging"]
+    assert int(after) > int(before) and lab.aliases()["production"] == before
     tags = lab.client().get_model_version(lab.model_name, after).tags
     assert tags["train_shift"] == SHIFT and tags["gate.verdict"] == "passed"
     # The gate measured both on held-out rows shifted the same way: the new model beats the
@@ -71,25 +73,20 @@ def test_shifted_traffic_drifts_and_the_retrained_model_fits_the_new_data(lab, p
     assert gate["version"] == after and gate["held_out_set"]["shift"] == SHIFT
     assert gate["measured"]["accuracy"] > gate["production"]["measured"]["accuracy"]
 
+    refused = lab.make("promote", "TO=production", PROMOTE_REQUIRE_APPROVAL="1")
+    assert refused.returncode != 0
+    assert f"make approve VERSION={after}" in refused.stderr, refused.stderr[-2000:]
+    assert lab.aliases()["production"] == before
+    ok(lab.make("approve", "VERSION=staging", "BY=e2e-reviewer"))
+    ok(lab.make("promote", "TO=production", PROMOTE_REQUIRE_APPROVAL="1"))
+    assert lab.aliases()["production"] == after
+    tags = lab.client().get_model_version(lab.model_name, after).tags
+    assert tags["approval.by"] == "e2e-reviewer"
+    assert tags["promoted.production.approved_by"] == "e2e-reviewer"
+
     # The new model's reference includes the shift: the same traffic no longer drifts.
     wait_version(lab.production, after)
     ok(lab.make("traffic", f"SHIFT={SHIFT}", WINDOW))
     checked = lab.make("drift")
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
     assert report()["version"] == after
-
-
-def test_production_waits_for_an_approval_when_one_is_required(lab, settled):
-    to_staging(lab)
-    version = lab.aliases()["staging"]
-    refused = lab.make("promote", "TO=production", PROMOTE_REQUIRE_APPROVAL="1")
-    assert refused.returncode != 0
-    assert f"make approve VERSION={version}" in refused.stderr, refused.stderr[-2000:]
-    assert lab.aliases()["production"] == settled["production"]
-
-    ok(lab.make("approve", f"VERSION={version}", "BY=e2e-reviewer"))
-    ok(lab.make("promote", "TO=production", PROMOTE_REQUIRE_APPROVAL="1"))
-    assert lab.aliases()["production"] == version
-    tags = lab.client().get_model_version(lab.model_name, version).tags
-    assert tags["approval.by"] == "e2e-reviewer"
-    assert tags["promoted.production.approved_by"] == "e2e-reviewer"
