@@ -8,6 +8,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test processes for make test/unit/integration (pytest-xdist): auto = one per core, 0 = one process.
+PYTEST_WORKERS ?= auto
 
 # The lab's verbs live in labctl/, a standard-library package: no venv needed to start the lab.
 LAB := $(PYTHON) -m labctl
@@ -67,13 +69,13 @@ format: venv ## Format the Python code (ruff)
 	$(BIN)/ruff format .
 
 unit: venv ## Unit tests only (no network, no servers)
-	$(BIN)/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not integration and not e2e" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 integration: venv ## Integration tests (real MLflow server, gunicorn and Locust as local processes)
-	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/pytest -m integration -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-test: lint ## Lint, unit and integration tests (creates the venv on first use)
-	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+test: lint ## Lint, unit and integration tests on every core (creates the venv on first use; PYTEST_WORKERS=0: one process)
+	$(BIN)/pytest -m "not e2e" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: venv ## Serving benchmark: ours vs mlflow models serve vs the HTTP floor (needs wrk)
 	$(BIN)/python -m bench.servebench $(BENCH_ARGS)

@@ -17,6 +17,15 @@ for attempt in range(30):  # Postgres may report healthy a moment before it take
         with engine.connect():
             break
     except sqlalchemy.exc.OperationalError as exc:
+        if "password authentication failed" in str(exc):
+            # Postgres keeps the password its volume was created with: .env was replaced
+            # (a new clone, a restored state) while the old volume stayed.
+            sys.exit(
+                f"migrate: the database refused the lab's password: {exc}\n"
+                "migrate: its volume was created with another POSTGRES_PASSWORD than .env's "
+                "now. Put the old .env back, or start over with `make clean` (deletes the "
+                "lab's volumes: runs, models and images)"
+            )
         if attempt == 29:
             sys.exit(f"migrate: database unreachable: {exc}")
         time.sleep(1)
