@@ -15,9 +15,9 @@ writes JSON and Markdown reports, and ends with exactly four lines:
     ours/ours-sync rps ratio: X.XX
     ours-capture/ours rps ratio: X.XX
 
-`ours` serves without recording; `ours-capture` is the same server recording every request
-(SERVING_CAPTURE_SAMPLE=1, as the lab runs it): the last line is what capture costs.
-(single-row medians). Every load run is bounded in time and targets 127.0.0.1 only.
+(single-row medians). `ours` serves without recording; `ours-capture` is the same server
+recording every request (SERVING_CAPTURE_SAMPLE=1, as the lab runs it): the last line is
+what capture costs. Every load run is bounded in time and targets 127.0.0.1 only.
 """
 
 from __future__ import annotations

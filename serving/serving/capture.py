@@ -6,6 +6,11 @@ one JSON line to a file of this process in SERVING_CAPTURE_DIR:
     {"t": 1764150000.12, "alias": "production", "version": "3",
      "features": ["sepal length (cm)", ...], "rows": [[5.1, 3.5, 1.4, 0.2]], "predictions": [0]}
 
+A request of more than ROWS_PER_REQUEST rows contributes that many, drawn at random
+(`"of"` says how many it had): encoding floats as JSON costs about 1 µs each, so a large
+batch recorded whole would slow its own request by a quarter, and a uniform subset of each
+batch keeps the window's distribution.
+
 Each process writes its own file (`<alias>-<host>-<pid>-<n>.jsonl`), so gunicorn workers and
 the production colours never interleave lines. The folder is bounded: a file is closed once
 it holds a quarter of SERVING_CAPTURE_MAX_MB, and the oldest files of the alias are deleted
@@ -29,6 +34,7 @@ import numpy as np
 log = logging.getLogger("serving.capture")
 
 FILES_PER_BUDGET = 4  # a file closes at a quarter of the budget: at most ~4 kept per alias
+ROWS_PER_REQUEST = 8  # at most this many rows of one request are recorded
 
 
 class Capture:
@@ -41,6 +47,7 @@ class Capture:
         max_bytes: int = 20_000_000,
         clock=time.time,
         draw=random.random,
+        pick=random.sample,
     ) -> None:
         self.directory = Path(directory)
         self.alias = alias
@@ -48,6 +55,7 @@ class Capture:
         self.max_bytes = max_bytes
         self._clock = clock
         self._draw = draw
+        self._pick = pick
         self._file = None
         self._pid = 0
         self._written = 0
@@ -61,17 +69,15 @@ class Capture:
         now = self._clock()
         if self._failed_at and now - self._failed_at < 60:
             return  # the folder failed a moment ago: do not retry on every request
-        line = json.dumps(
-            {
-                "t": round(now, 3),
-                "alias": self.alias,
-                "version": version,
-                "features": list(features),
-                "rows": rows.tolist(),
-                "predictions": list(predictions),
-            },
-            separators=(",", ":"),
-        )
+        record = {"t": round(now, 3), "alias": self.alias, "version": version}
+        record["features"] = list(features)
+        if len(rows) > ROWS_PER_REQUEST:
+            kept = sorted(self._pick(range(len(rows)), ROWS_PER_REQUEST))
+            record["of"] = len(rows)
+            rows, predictions = rows[kept], [predictions[i] for i in kept]
+        record["rows"] = rows.tolist()
+        record["predictions"] = list(predictions)
+        line = json.dumps(record, separators=(",", ":"))
         try:
             f = self._open()
             f.write(line + "\n")

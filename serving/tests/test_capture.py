@@ -39,6 +39,28 @@ def test_each_request_is_one_line_with_its_rows_predictions_and_version(tmp_path
     assert path.name.startswith("production-") and f"-{os.getpid()}-" in path.name
 
 
+def test_a_large_batch_contributes_a_random_subset_of_its_rows(tmp_path):
+    n = capture_mod.ROWS_PER_REQUEST + 5
+    rows = np.arange(n * 2, dtype=float).reshape(n, 2)
+    picked = []
+
+    def pick(population, k):
+        picked.append((len(population), k))
+        return list(population)[-k:][::-1]  # the last k rows, out of order
+
+    c = Capture(tmp_path, "production", pick=pick)
+    c.record("3", ("a", "b"), rows, list(range(n)))
+    c.record("3", ("a", "b"), rows[:2], [0, 1])  # small requests are kept whole
+    c.close()
+    big, small = lines(tmp_path)
+    assert picked == [(n, capture_mod.ROWS_PER_REQUEST)]
+    assert big["of"] == n and len(big["rows"]) == capture_mod.ROWS_PER_REQUEST
+    # rows and their predictions stay paired, in the request's order
+    assert big["predictions"] == list(range(5, n))
+    assert big["rows"] == rows[5:].tolist()
+    assert "of" not in small and small["rows"] == rows[:2].tolist()
+
+
 def test_only_the_sampled_share_of_requests_is_recorded(tmp_path):
     draws = iter([0.05, 0.5, 0.09, 0.95])
     c = Capture(tmp_path, "staging", sample=0.1, draw=lambda: next(draws))
