@@ -290,6 +290,16 @@ def drift(b: Backend) -> None:
     b.drift()
 
 
+def _drift_verdict(b: Backend) -> str:
+    """The verdict of the drift check that just ran ('' when it wrote none: the check
+    deletes its reports before it starts)."""
+    try:
+        doc = json.loads((b.s.root / "reports" / "drift" / "drift.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return doc.get("verdict", "") if isinstance(doc, dict) else ""
+
+
 def retrain_on_drift(b: Backend, shift: str, to: str = "production") -> bool:
     """Drift check, then only on drift the whole stop-the-line chain (up to `to`), training
     on the newer window: the dataset with `shift` applied (TRAIN_SHIFT). Returns whether
@@ -301,6 +311,12 @@ def retrain_on_drift(b: Backend, shift: str, to: str = "production") -> bool:
     except CommandFailed as exc:
         if exc.returncode != 1:  # cannot tell (too few rows, no reference): stop here
             raise
+        # 1 is also how Python and `docker compose run` fail: retrain only on a verdict.
+        if _drift_verdict(b) != "drift":
+            raise LabError(
+                "the drift check exited 1 without writing a drift verdict in "
+                "reports/drift/drift.json: it failed, nothing retrained (see its output above)"
+            ) from None
         window = f"TRAIN_SHIFT={shift!r}" if shift else "the dataset as it ships (no SHIFT given)"
         log.info(f"drift found: retraining on the newer window, {window}")
         if not shift:

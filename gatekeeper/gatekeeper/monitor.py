@@ -23,6 +23,7 @@ from gatekeeper import drift
 from gatekeeper.config import DriftConfig
 
 PROFILE_PATH = "reference/profile.json"
+REPORTS = ("drift.json", "drift.md", "drift.html")
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,15 @@ class Window:
     last_t: float | None
 
 
-def read_window(directory: str | Path, alias: str, version: str, max_rows: int) -> Window:
-    """The most recent `max_rows` rows the alias's servers answered with `version`.
+def read_window(
+    directory: str | Path, alias: str, version: str, max_rows: int, run_id: str = ""
+) -> Window:
+    """The most recent `max_rows` rows the alias's servers answered with `version` (and,
+    given `run_id`, with that run's model: a restored lab numbers its versions again).
 
-    Lines that do not parse, or whose rows do not match their features, are skipped and
-    counted: a half-written last line (a server stopped mid-write) must not stop the check.
+    Lines that do not parse, or whose rows, predictions or time are not what a server
+    writes, are skipped and counted: a half-written last line (a server stopped mid-write)
+    must not stop the check.
     """
     directory = Path(directory)
     batches: list[tuple[float, list[str], list, list]] = []
@@ -54,12 +59,20 @@ def read_window(directory: str | Path, alias: str, version: str, max_rows: int) 
         for line in text.splitlines():
             try:
                 rec = json.loads(line)
-                if str(rec["version"]) != version:
+                if str(rec["version"]) != version or (run_id and rec.get("run", run_id) != run_id):
                     continue
-                feats, rows, preds = list(rec["features"]), rec["rows"], rec["predictions"]
-                if not rows or any(len(r) != len(feats) for r in rows):
+                feats, preds = [str(f) for f in rec["features"]], list(rec["predictions"])
+                rows = np.asarray(rec["rows"], dtype="float64")
+                t = float(rec["t"])
+                if (
+                    rows.ndim != 2
+                    or len(rows) == 0
+                    or rows.shape[1] != len(feats)
+                    or len(preds) != len(rows)
+                    or not np.isfinite(t)
+                ):
                     raise ValueError
-                batches.append((float(rec["t"]), feats, rows, preds))
+                batches.append((t, feats, rows.tolist(), preds))
             except (ValueError, KeyError, TypeError):
                 skipped += 1
     batches.sort(key=lambda b: b[0])
@@ -299,11 +312,8 @@ def write(report_dir: str | Path, doc: dict) -> list[Path]:
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, text in (
-        ("drift.json", json.dumps(doc, indent=2) + "\n"),
-        ("drift.md", to_markdown(doc)),
-        ("drift.html", to_html(doc)),
-    ):
+    texts = (json.dumps(doc, indent=2) + "\n", to_markdown(doc), to_html(doc))
+    for name, text in zip(REPORTS, texts, strict=True):
         (out / name).write_text(text, encoding="utf-8")
         files.append(out / name)
     return files
@@ -347,11 +357,13 @@ def check(client, model_name: str, cfg: DriftConfig) -> Outcome:
     """Compare, write the reports and log the run; raises drift.DriftError when it cannot."""
     from gatekeeper.lifecycle import alias_version
 
+    for stale in REPORTS:  # a check that cannot tell must not leave an older verdict behind
+        (Path(cfg.report_dir) / stale).unlink(missing_ok=True)
     version = alias_version(client, model_name, cfg.alias)
     if version is None:
         raise drift.DriftError(f"{model_name} has no @{cfg.alias}: nothing serves to compare")
-    profile, _ = load_reference(client, model_name, version)
-    window = read_window(cfg.capture_dir, cfg.alias, version, cfg.window_rows)
+    profile, run_id = load_reference(client, model_name, version)
+    window = read_window(cfg.capture_dir, cfg.alias, version, cfg.window_rows, run_id)
     if len(window.rows) < cfg.min_rows:
         raise drift.DriftError(
             f"{len(window.rows)} rows captured for @{cfg.alias} version {version} in "

@@ -50,11 +50,29 @@ def test_broken_lines_are_skipped_and_counted(tmp_path):
             '{"t": 2, "version": "3", "feat',  # a server stopped mid-write
             rec(3, "3", [[1, 2, 3]]),  # rows that do not match their features
             "[]",
+            {**rec(3.1, "3", [[1, 1]]), "rows": [["x", 1]]},  # not numbers
+            {**rec(3.2, "3", [[1, 1]]), "rows": [[[1], [1]]]},  # nested deeper
+            {**rec(3.3, "3", [[1, 1]]), "predictions": [0, 1]},  # predictions not paired
+            '{"t": NaN, "version": "3", "features": ["a", "b"], "rows": [[1, 1]], '
+            '"predictions": [0]}',
             rec(4, "3", [[4, 4]]),
         ],
     )
     w = monitor.read_window(tmp_path, "production", "3", max_rows=10)
-    assert w.rows.tolist() == [[1, 1], [4, 4]] and w.skipped_lines == 3
+    assert w.rows.tolist() == [[1, 1], [4, 4]] and w.skipped_lines == 7
+
+
+def test_rows_of_another_model_under_the_same_version_number_are_left_out(tmp_path):
+    write_lines(
+        tmp_path / "production-h-1-1.jsonl",
+        [
+            {**rec(1, "3", [[1, 1]]), "run": "old-lab"},  # a lab restored over this folder
+            {**rec(2, "3", [[2, 2]]), "run": "r3"},
+            rec(3, "3", [[3, 3]]),  # written before lines carried the run
+        ],
+    )
+    w = monitor.read_window(tmp_path, "production", "3", max_rows=10, run_id="r3")
+    assert w.rows.tolist() == [[2, 2], [3, 3]]
 
 
 def test_rows_under_other_features_are_left_out(tmp_path):

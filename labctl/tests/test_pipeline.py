@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labctl import pipeline
@@ -63,9 +65,16 @@ class StepBackend:
         self._step(f"traffic {alias} {shift}".strip())
 
     drift_exit = 0
+    drift_writes = True  # a real check writes its verdict; one that crashed writes none
 
     def drift(self):
         self.steps.append("drift")
+        report = self.s.root / "reports" / "drift" / "drift.json"
+        report.unlink(missing_ok=True)
+        if self.drift_exit in (0, 1) and self.drift_writes:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            verdict = "drift" if self.drift_exit else "no drift"
+            report.write_text(json.dumps({"verdict": verdict}))
         if self.drift_exit:
             raise CommandFailed(["drift"], self.drift_exit)
 
@@ -421,6 +430,14 @@ def test_a_drift_check_that_cannot_tell_retrains_nothing(settings_for):
     with pytest.raises(CommandFailed) as exc:
         pipeline.retrain_on_drift(b, SHIFT)
     assert exc.value.returncode == 2 and b.steps == ["drift"]
+
+
+def test_a_drift_check_that_crashed_with_exit_1_retrains_nothing(settings_for):
+    b = StepBackend(settings_for(), Result(0, "3\n"))
+    b.drift_exit, b.drift_writes = 1, False  # a traceback, or `docker compose run` failing
+    with pytest.raises(LabError, match="without writing a drift verdict") as exc:
+        pipeline.retrain_on_drift(b, SHIFT)
+    assert exc.value.code == 2 and b.steps == ["drift"]
 
 
 def test_traffic_goes_only_to_the_lab_s_servers(settings_for):

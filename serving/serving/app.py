@@ -138,8 +138,8 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
             return _error(exc.status, exc.message)
         predictions = model.predict(rows)
         metrics.PREDICTED_ROWS.inc(len(predictions))
-        if capture is not None:
-            capture.record(model.version, model.features, rows, predictions)
+        if capture is not None and request.headers.get("X-Lab-Capture") != "off":
+            capture.record(model.version, model.features, rows, predictions, model.run_id)
         return jsonify(predictions=predictions, model_version=model.version, alias=model.alias)
 
     @app.get("/metrics")

@@ -3,8 +3,13 @@
 Each served `/predict` request (or a random share of them, SERVING_CAPTURE_SAMPLE) appends
 one JSON line to a file of this process in SERVING_CAPTURE_DIR:
 
-    {"t": 1764150000.12, "alias": "production", "version": "3",
+    {"t": 1764150000.12, "alias": "production", "version": "3", "run": "<run id>",
      "features": ["sepal length (cm)", ...], "rows": [[5.1, 3.5, 1.4, 0.2]], "predictions": [0]}
+
+The run id tells two models apart that carry the same version number (a lab restored from
+a saved state numbers its versions again). Requests with the header `X-Lab-Capture: off`
+are not recorded: the lab's own load and smoke tests send made-up rows that would pollute
+the window.
 
 A request of more than ROWS_PER_REQUEST rows contributes that many, drawn at random
 (`"of"` says how many it had): encoding floats as JSON costs about 1 µs each, so a large
@@ -14,8 +19,9 @@ batch keeps the window's distribution.
 Each process writes its own file (`<alias>-<host>-<pid>-<n>.jsonl`), so gunicorn workers and
 the production colours never interleave lines. The folder is bounded: a file is closed once
 it holds a quarter of SERVING_CAPTURE_MAX_MB, and the oldest files of the alias are deleted
-until the rest fit. Capture never fails a request: a write error is logged once and the
-request is answered as usual.
+until the rest fit, open ones too (a process whose file was deleted starts a new one within
+a second). Capture never fails a request: a write error is logged once and the request is
+answered as usual.
 """
 
 from __future__ import annotations
@@ -61,8 +67,11 @@ class Capture:
         self._written = 0
         self._serial = 0
         self._failed_at = 0.0
+        self._checked_at = 0.0
 
-    def record(self, version: str, features, rows: np.ndarray, predictions: list) -> None:
+    def record(
+        self, version: str, features, rows: np.ndarray, predictions: list, run_id: str = ""
+    ) -> None:
         """Append one request's rows and predictions (a sampled share of requests)."""
         if self.sample < 1.0 and self._draw() >= self.sample:
             return
@@ -70,6 +79,8 @@ class Capture:
         if self._failed_at and now - self._failed_at < 60:
             return  # the folder failed a moment ago: do not retry on every request
         record = {"t": round(now, 3), "alias": self.alias, "version": version}
+        if run_id:
+            record["run"] = run_id
         record["features"] = list(features)
         if len(rows) > ROWS_PER_REQUEST:
             kept = sorted(self._pick(range(len(rows)), ROWS_PER_REQUEST))
@@ -85,6 +96,10 @@ class Capture:
             self._written += len(line) + 1
             if self._written >= self.max_bytes // FILES_PER_BUDGET:
                 self._rotate()
+            elif now - self._checked_at >= 1.0:  # another process pruned it: start anew
+                self._checked_at = now
+                if os.fstat(f.fileno()).st_nlink == 0:
+                    self._close()
         except (OSError, ValueError) as exc:
             if not self._failed_at:
                 log.warning("capture to %s stopped: %s (requests are served as usual)", self, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ def _positive(env: Mapping[str, str], name: str, default, kind=int):
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if not value > 0 or not math.isfinite(value):  # nan compares false to everything
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
     return value
 
 

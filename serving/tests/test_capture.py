@@ -128,7 +128,30 @@ def test_the_server_records_what_it_answered_and_not_what_it_refused(config, mak
     (line,) = lines(tmp_path)
     assert line["rows"] == [[0.0, 0.0, 0.0], [3.0, 0.0, 0.0]]
     assert line["predictions"] == r.json["predictions"] == [0, 1]
-    assert line["version"] == "7" and line["alias"] == "staging"
+    assert line["version"] == "7" and line["alias"] == "staging" and line["run"] == "r"
+
+
+def test_requests_marked_as_tests_are_answered_and_not_recorded(config, make_client, tmp_path):
+    client = make_client(dataclasses.replace(config, capture_dir=str(tmp_path)))
+    off = {"X-Lab-Capture": "off"}
+    assert client.post("/predict", json={"instances": [[9, 0, 0]]}, headers=off).status_code == 200
+    assert client.post("/predict", json={"instances": [[0, 0, 0]]}).status_code == 200
+    client.application.extensions["capture"].close()
+    assert [x["rows"] for x in lines(tmp_path)] == [[[0.0, 0.0, 0.0]]]
+
+
+def test_a_process_whose_open_file_was_pruned_starts_a_new_one(tmp_path):
+    now = [1000.0]
+    c = Capture(tmp_path, "production", clock=lambda: now[0])
+    c.record("1", ("a", "b", "c"), ROWS, [0, 1])
+    (first,) = tmp_path.glob("*.jsonl")
+    first.unlink()  # another worker's prune
+    c.record("2", ("a", "b", "c"), ROWS, [0, 1])  # within the second: still the old file
+    now[0] += 1.5
+    c.record("3", ("a", "b", "c"), ROWS, [0, 1])  # notices, closes
+    c.record("4", ("a", "b", "c"), ROWS, [0, 1])  # and writes to a new file
+    c.close()
+    assert [x["version"] for x in lines(tmp_path)] == ["4"]
 
 
 def test_without_a_folder_nothing_is_recorded(client, tmp_path, monkeypatch):
@@ -142,6 +165,14 @@ def test_a_sample_share_of_zero_records_nothing(config, make_client, tmp_path):
     assert client.post("/predict", json={"instances": [[0, 0, 0]]}).status_code == 200
     assert client.application.extensions["capture"] is None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "x"])
+def test_a_capture_budget_that_is_not_a_positive_number_is_a_config_error(value):
+    from serving.config import ConfigError, ServingConfig
+
+    with pytest.raises(ConfigError, match="SERVING_CAPTURE_MAX_MB"):
+        ServingConfig.from_env({"SERVING_CAPTURE_MAX_MB": value})
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "x"])

@@ -31,7 +31,7 @@ def test_defaults_serve_production_on_the_fast_path():
         ({"SERVING_MODEL_ALIAS": "prod/../x"}, "SERVING_MODEL_ALIAS"),
         ({"SERVING_MODEL_ALIAS": ""}, "SERVING_MODEL_ALIAS"),
         ({"SERVING_POLL_INTERVAL_S": "soon"}, "must be a float"),
-        ({"SERVING_MAX_BATCH_ROWS": "0"}, "must be positive"),
+        ({"SERVING_MAX_BATCH_ROWS": "0"}, "must be a positive number"),
         ({"SERVING_FAST_PATH": "maybe"}, "SERVING_FAST_PATH"),
     ],
 )

@@ -58,8 +58,10 @@ def drift_check(server, name, capture, report_dir, **env):
 def test_too_few_rows_is_exit_2_saying_how_many_are_needed(mlflow_server, served, tmp_path):
     name, v, url, capture = served
     traffic(mlflow_server, url, 40)
+    (tmp_path / "drift.json").write_text('{"verdict": "drift"}')  # an earlier check's
     r = drift_check(mlflow_server, name, capture, tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
+    assert not (tmp_path / "drift.json").exists()  # no older verdict left to misread
     assert f"40 rows captured for @production version {v}" in r.stderr
     assert "needs at least 100" in r.stderr and "make traffic" in r.stderr
 
