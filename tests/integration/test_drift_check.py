@@ -32,8 +32,9 @@ def served(mlflow_server, clone_model, start_gunicorn, tmp_path_factory):
 
 
 def traffic(server, url, rows, shift=""):
+    # Batches of 8: the servers record at most 8 rows of a request, so every row sent counts.
     env = job_env(
-        server, TRAFFIC_URL=url, TRAFFIC_ROWS=str(rows), TRAFFIC_SHIFT=shift, TRAFFIC_BATCH="10"
+        server, TRAFFIC_URL=url, TRAFFIC_ROWS=str(rows), TRAFFIC_SHIFT=shift, TRAFFIC_BATCH="8"
     )
     r = run_job("trainer.traffic", env=env)
     assert r.returncode == 0, r.stderr
