@@ -48,7 +48,7 @@ def read_window(
     must not stop the check.
     """
     directory = Path(directory)
-    batches: list[tuple[float, list[str], list, list]] = []
+    batches: list[tuple[float, list[str], np.ndarray, list]] = []
     skipped = 0
     files = sorted(directory.glob(f"{alias}-*.jsonl")) if directory.is_dir() else []
     for path in files:
@@ -72,28 +72,35 @@ def read_window(
                     or not np.isfinite(t)
                 ):
                     raise ValueError
-                batches.append((t, feats, rows.tolist(), preds))
+                batches.append((t, feats, rows, preds))
             except (ValueError, KeyError, TypeError):
                 skipped += 1
     batches.sort(key=lambda b: b[0])
     features = batches[-1][1] if batches else []
-    kept: list[list] = []
-    predictions: list = []
+    chosen: list[tuple[np.ndarray, list]] = []  # newest first
+    count = 0
     first_t = None
     for t, feats, rows, preds in reversed(batches):
         if feats != features:
             continue  # another signature served under the same version number: not ours
-        kept[:0] = rows
-        predictions[:0] = preds
+        chosen.append((rows, preds))
+        count += len(rows)
         first_t = t
-        if len(kept) >= max_rows:
+        if count >= max_rows:
             break
+    chosen.reverse()
+    kept = (
+        np.vstack([rows for rows, _ in chosen])
+        if chosen
+        else np.empty((0, len(features)), dtype="float64")
+    )
+    predictions = [p for _, preds in chosen for p in preds]
     if len(kept) > max_rows:
         cut = len(kept) - max_rows
         kept, predictions = kept[cut:], predictions[cut:]
     return Window(
         features=features,
-        rows=np.asarray(kept, dtype="float64").reshape(len(kept), len(features)),
+        rows=kept,
         predictions=predictions,
         files=len(files),
         skipped_lines=skipped,
