@@ -196,19 +196,50 @@ class DockerBackend:
 
     def start_servers(self) -> None:
         self._pull_up("serving-staging")
-        self.start_production()
+        targets = self._alias_targets()
+        if "staging" in targets:
+            version, sha = targets["staging"]
+            self._check_image_tag(
+                "staging",
+                sha,
+                f"the staging server serves version {version} on serving:staging, not on "
+                "the image of its commit; the next promotion to staging retags :staging",
+            )
+        self.start_production(targets)
 
-    # ---------------------------------------------------------- production
-    def _production_target(self) -> tuple[str, str]:
-        """(version, git sha) that @production names, from the registry."""
+    def _alias_targets(self) -> dict[str, tuple[str, str]]:
+        """alias -> (version, git sha) for each alias that is set, from the registry."""
         r = self.gatekeeper("status", "--json", capture=True)
         text = r.stdout[r.stdout.index("[") :] if "[" in r.stdout else "[]"
-        for row in json.loads(text):
-            if row.get("alias") == "production" and row.get("version"):
-                return str(row["version"]), str(row.get("git_sha") or "")
+        return {
+            str(row["alias"]): (str(row["version"]), str(row.get("git_sha") or ""))
+            for row in json.loads(text)
+            if row.get("alias") and row.get("version")
+        }
+
+    def _check_image_tag(self, alias: str, sha: str, consequence: str) -> None:
+        """Warn when the registry's serving:<alias> is not the image of @alias's commit."""
+        tagged, built = (
+            self.registry_digest("serving", alias),
+            self.registry_digest("serving", sha),
+        )
+        if tagged != built:
+            log.warn(
+                f"the registry's serving:{alias} ({tagged or 'missing'}) is not the image "
+                f"of @{alias}'s commit {sha} ({built or 'missing'}): {consequence}"
+            )
+
+    # ---------------------------------------------------------- production
+    def _production_target(
+        self, targets: dict[str, tuple[str, str]] | None = None
+    ) -> tuple[str, str]:
+        """(version, git sha) that @production names, from the registry."""
+        targets = self._alias_targets() if targets is None else targets
+        if "production" in targets:
+            return targets["production"]
         raise LabError("the registry has no @production to serve: run make up to bootstrap")
 
-    def start_production(self) -> None:
+    def start_production(self, targets: dict[str, tuple[str, str]] | None = None) -> None:
         """The live colour and the proxy in front of it, settled on @production.
 
         A lab without a saved state (first start, restored state) starts blue on
@@ -217,7 +248,7 @@ class DockerBackend:
         no colour matches (the alias moved while the lab was down, through the UI or a
         script), production is brought onto the alias the checked way."""
         state = production.load(self.s.lab_dir)
-        version, sha = self._production_target()
+        version, sha = self._production_target(targets)
         target = {"version": version, "tag": sha}
         if state is None or state.serving() is None:
             state = production.Production("blue", {"blue": target})
@@ -238,16 +269,11 @@ class DockerBackend:
             self.runner.run(self.compose("stop", f"serving-{state.idle}"), check=False)
             state.colours.pop(state.idle, None)
             production.save(self.s.lab_dir, state)
-        tagged, built = (
-            self.registry_digest("serving", "production"),
-            self.registry_digest("serving", sha),
+        self._check_image_tag(
+            "production",
+            sha,
+            f"production serves serving:{sha}; the next promotion or rollback retags :production",
         )
-        if tagged != built:
-            log.warn(
-                f"the registry's serving:production ({tagged or 'missing'}) is not the image "
-                f"of @production's commit {sha} ({built or 'missing'}): production serves "
-                f"serving:{sha}; the next promotion or rollback retags :production"
-            )
         if live != target:
             log.warn(
                 f"@production is version {version} ({sha}) but production serves version "

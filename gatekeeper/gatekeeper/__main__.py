@@ -2,6 +2,8 @@
 
 Exit codes: 0 pass/done, 1 gate failed or promotion refused (stop the line),
 2 usage, configuration or infrastructure error. Nothing moves unless the exit is 0.
+128 + N: `promote` or `rollback` was stopped by signal N (143 SIGTERM, 129 SIGHUP): an
+alias and its image tag moved together or not at all.
 `drift` moves nothing: 0 no drift, 1 drift, 2 cannot tell (too few rows, no reference).
 """
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
     from mlflow import MlflowClient
 
-    from gatekeeper import lifecycle
+    from gatekeeper import interrupts, lifecycle
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
     client = MlflowClient()
@@ -115,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_FAILED
             print(f"gatekeeper: version {result.version} passed the gate")
         elif args.command == "promote":
-            version, previous = lifecycle.promote(
-                client, cfg, args.to, args.version, args.skip_load_gate, check_only=args.check
-            )
+            with interrupts.StopSignals():  # stopped at any point, never half moved
+                version, previous = lifecycle.promote(
+                    client, cfg, args.to, args.version, args.skip_load_gate, check_only=args.check
+                )
             if args.check:
                 sha = client.get_model_version(name, version).tags.get("git_sha", "unknown")
                 print(f"gatekeeper: may promote version={version} git_sha={sha} to @{args.to}")
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             verdict = client.get_model_version(name, args.version).tags.get("load.verdict")
             print(f"gatekeeper: version {args.version}: load.verdict={verdict}")
         elif args.command == "rollback":
-            restored, rolled_back = lifecycle.rollback(client, cfg, check_only=args.check)
+            with interrupts.StopSignals():
+                restored, rolled_back = lifecycle.rollback(client, cfg, check_only=args.check)
             if args.check:
                 sha = client.get_model_version(name, restored).tags.get("git_sha", "unknown")
                 print(f"gatekeeper: may roll back from version {rolled_back} to {restored}")
@@ -176,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"model {name} at {cfg.tracking_uri}")
                 _print_status(rows)
+    except interrupts.Stopped as exc:
+        print(
+            f"gatekeeper: {exc}: each alias moved together with its image tag or not at all; "
+            "make status shows where they are",
+            file=sys.stderr,
+        )
+        return exc.exit_code
     except lifecycle.Refused as exc:
         print(f"gatekeeper: refused: {exc}; nothing moved", file=sys.stderr)
         return EXIT_FAILED

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from gatekeeper import holdout as holdout_set
-from gatekeeper import report, trusted
+from gatekeeper import interrupts, report, trusted
 from gatekeeper.config import GateConfig
 from gatekeeper.decide import Decision, Evidence, decide
 from gatekeeper.images import Registry
@@ -244,26 +244,35 @@ def _image_registry(cfg: GateConfig) -> Registry | None:
 def _move(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> None:
     """Point the serving image tag, then the model alias, at `version`, or change nothing.
 
-    The image tag moves first (it names the code); if the alias then fails to move,
-    the tag is put back to the manifest it had.
+    The image tag moves first (it names the code); if the alias then fails to move, or a
+    stop signal (Ctrl-C, SIGTERM, SIGHUP) cuts either move short, the tag is put back to
+    the manifest it had, and a second signal waits for that (gatekeeper.interrupts).
     """
     registry = _image_registry(cfg)
-    previous = None
+    sha = ""
     if registry is not None:
         sha = client.get_model_version(cfg.model_name, version).tags.get("git_sha", "")
         if not sha or sha == "unknown":
             raise UsageError(f"version {version} has no git_sha tag: no image to promote with it")
-        previous = registry.retag(sha, alias)
-    try:
-        client.set_registered_model_alias(cfg.model_name, alias, version)
-    except BaseException:  # Ctrl-C or a stop signal too: never leave tag and alias apart
-        if (
-            registry is not None
-            and previous is not None
-            and not _alias_is(client, cfg, alias, version)
-        ):
-            registry.put(alias, previous)
-        raise
+    with interrupts.StopSignals() as stops:
+        # Read before anything is written, so that a move cut short anywhere after this
+        # line, even inside the retag, can be undone.
+        previous = registry.get(alias) if registry is not None else None
+        try:
+            if registry is not None:
+                registry.retag(sha, alias)
+            client.set_registered_model_alias(cfg.model_name, alias, version)
+        except BaseException:
+            # An attribute, not a call, so nothing runs before it: from here on a stop
+            # signal waits until the tag is back.
+            stops.held = True
+            if (
+                registry is not None
+                and previous is not None
+                and not _alias_is(client, cfg, alias, version)
+            ):
+                registry.put(alias, previous)
+            raise
 
 
 def _alias_is(client: MlflowClient, cfg: GateConfig, alias: str, version: str) -> bool:

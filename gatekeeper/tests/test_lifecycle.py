@@ -1,10 +1,12 @@
 """Promotion and rollback rules, on an in-memory registry client (unit)."""
 
+import os
+import signal
 from types import SimpleNamespace
 
 import pytest
 
-from gatekeeper import lifecycle
+from gatekeeper import interrupts, lifecycle
 from gatekeeper.config import GateConfig
 
 
@@ -408,3 +410,139 @@ def test_require_approval_reads_one_or_zero():
     assert not GateConfig.from_env({}).require_approval
     with pytest.raises(ConfigError, match="PROMOTE_REQUIRE_APPROVAL must be 1 or 0"):
         GateConfig.from_env({"PROMOTE_REQUIRE_APPROVAL": "maybe"})
+
+
+STOPS = [signal.SIGTERM, signal.SIGHUP]
+
+
+@pytest.fixture
+def recorded_stop_signals():
+    """SIGTERM and SIGHUP only recorded while a test runs, so that code which installs no
+    handler of its own fails the test's assertions instead of ending pytest. Returns the
+    recording handler and what it saw."""
+    seen: list[int] = []
+
+    def record(signum, frame):
+        seen.append(signum)
+
+    before = {s: signal.signal(s, record) for s in STOPS}
+    yield record, seen
+    for s, handler in before.items():
+        signal.signal(s, handler)
+
+
+class SignalledWorld(FaultyWorld):
+    """A FaultyWorld that sends this very process a real signal (os.kill on itself) at one
+    call, before or after the call takes effect."""
+
+    def __init__(self, signum: int, at: str, after: bool, fail_at: int | None = None):
+        super().__init__(fail_at)
+        self.signum, self.at, self.after = signum, at, after
+        self.sent = 0
+
+    def _signal(self, name: str, after: bool) -> None:
+        if name == self.at and after == self.after and not self.sent:
+            self.sent += 1
+            os.kill(os.getpid(), self.signum)
+
+    def put(self, tag, manifest):
+        self._signal(f"image put {tag}", after=False)
+        super().put(tag, manifest)
+        self._signal(f"image put {tag}", after=True)
+
+    def set_registered_model_alias(self, name, alias, version):
+        self._signal(f"set alias {alias}", after=False)
+        super().set_registered_model_alias(name, alias, version)
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize(
+    ("at", "after"),
+    [("image put production", True), ("set alias production", False)],
+    ids=["after-the-image-retag", "before-the-alias-move"],
+)
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_a_stop_signal_between_the_image_retag_and_the_alias_puts_the_tag_back(
+    monkeypatch, recorded_stop_signals, signum, at, after, name
+):
+    record, seen = recorded_stop_signals
+    alias, operation = OPERATIONS[name]
+    world = SignalledWorld(signum, at, after)
+    monkeypatch.setattr(lifecycle, "_image_registry", lambda c: world)
+    before = world.state(alias)
+    with pytest.raises(interrupts.Stopped) as stopped:
+        operation(world)
+    assert world.sent == 1
+    assert world.state(alias) == before  # the alias did not move and the tag is back
+    assert stopped.value.signum == signum and stopped.value.exit_code == 128 + signum
+    assert seen == []  # taken by the move's own handler, then the one before put back
+    assert signal.getsignal(signum) is record
+
+
+def test_a_stop_signal_during_the_undo_waits_for_it_and_still_stops(
+    monkeypatch, recorded_stop_signals
+):
+    """The alias write fails; SIGTERM arrives as the tag is being put back: the tag still
+    goes back, and the signal still ends the command (rollback's `except Exception` for
+    a failed staging move must not carry on past it)."""
+    world = SignalledWorld(signal.SIGTERM, "image put staging", after=False)
+    world.aliases["staging"] = "2"  # rollback moves staging with production
+    world.images["staging"] = "img2"
+    monkeypatch.setattr(lifecycle, "_image_registry", lambda c: world)
+    real_set_alias = world.set_registered_model_alias
+
+    def staging_refused(name, alias, version):
+        if alias == "staging":
+            raise Fault("registry down")
+        real_set_alias(name, alias, version)
+
+    world.set_registered_model_alias = staging_refused
+    world.at = "never"  # production moves undisturbed
+    real_put = world.put
+
+    def put(tag, manifest):
+        if tag == "staging" and manifest == "img2":  # the undo
+            world.at = "image put staging"
+        real_put(tag, manifest)
+
+    world.put = put
+    with pytest.raises(interrupts.Stopped, match="SIGTERM") as stopped:
+        lifecycle.rollback(world, cfg("http://registry"))
+    assert world.sent == 1
+    assert world.state("staging") == ("2", "img2", "img2")  # the undo was not cut short
+    assert world.state("production") == ("1", "img1", "img1")
+    assert isinstance(stopped.value.__cause__, Fault)  # the signal came during the undo
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize(
+    "argv", [["promote", "--to", "production"], ["rollback"]], ids=["promote", "rollback"]
+)
+def test_a_stop_signal_ends_the_command_with_128_plus_its_number(
+    monkeypatch, capsys, recorded_stop_signals, signum, argv
+):
+    import mlflow
+
+    from gatekeeper.__main__ import main
+
+    world = SignalledWorld(signum, "image put production", after=True)
+    monkeypatch.setattr(mlflow, "set_tracking_uri", lambda uri: None)
+    monkeypatch.setattr(mlflow, "MlflowClient", lambda: world)
+    monkeypatch.setattr(lifecycle, "_image_registry", lambda c: world)
+    before = world.state("production")
+    assert main(argv) == 128 + signum
+    assert world.sent == 1 and world.state("production") == before
+    name = signal.Signals(signum).name
+    assert f"gatekeeper: stopped by {name}" in capsys.readouterr().err
+
+
+def test_an_ignored_stop_signal_stays_ignored():
+    """Under nohup SIGHUP is ignored: a move must not start taking it."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with interrupts.StopSignals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -1,6 +1,9 @@
+import json
+
 import pytest
 
 from labctl import pipeline, production
+from labctl.docker import DockerBackend
 from labctl.errors import CommandFailed
 from labctl.runner import Result
 
@@ -163,3 +166,42 @@ def test_a_chosen_version_is_checked_and_moved_once(settings_for):
     assert [a.count("--version") for a in promotes] == [1, 1]
     assert promotes[0][-3:] == ("--version", "5", "--check")
     assert promotes[1][-2:] == ("--version", "5")
+
+
+ALIAS_ROWS = [
+    {"alias": "candidate", "version": "6", "git_sha": "sha6"},
+    {"alias": "staging", "version": "5", "git_sha": "sha5"},
+    {"alias": "production", "version": "4", "git_sha": "sha4"},
+]
+MATCHING = {"staging": "d5", "sha5": "d5", "production": "d4", "sha4": "d4"}
+
+
+def _start_servers(settings_for, fake, monkeypatch, digests) -> None:
+    """`make up` on a lab that has a production model, with a registry of `digests`."""
+    b = DockerBackend(settings_for(), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
+    monkeypatch.setattr(b, "registry_digest", lambda repo, tag: digests.get(tag))
+    monkeypatch.setattr(b, "_reload_proxy", lambda live, backup=None: None)
+    fake.on("gatekeeper status --json", stdout=json.dumps(ALIAS_ROWS))
+    b.start_servers()
+
+
+@pytest.mark.parametrize(("alias", "sha"), [("staging", "sha5"), ("production", "sha4")])
+def test_make_up_warns_when_an_image_tag_is_not_the_image_of_its_alias_commit(
+    settings_for, fake, monkeypatch, capsys, alias, sha
+):
+    _start_servers(settings_for, fake, monkeypatch, {**MATCHING, alias: "d-other"})
+    err = capsys.readouterr().err
+    expected = f"serving:{alias} (d-other) is not the image of @{alias}'s commit {sha}"
+    assert f"{expected} ({MATCHING[sha]})" in err
+    other = next(a for a in ("staging", "production") if a != alias)
+    assert f"serving:{other} (" not in err
+
+
+def test_make_up_does_not_warn_when_each_image_tag_is_its_alias_commits_image(
+    settings_for, fake, monkeypatch, capsys
+):
+    _start_servers(settings_for, fake, monkeypatch, MATCHING)
+    err = capsys.readouterr().err
+    assert "is not the image" not in err
+    assert fake.ran("up -d --wait serving-staging") and fake.ran("up -d --wait serving-blue")
