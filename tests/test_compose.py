@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,77 @@ def test_the_classroom_file_puts_the_registry_behind_htpasswd():
     classroom = yaml.safe_load((ROOT / "compose" / "classroom.yaml").read_text())
     env = classroom["services"]["registry"]["environment"]
     assert env["REGISTRY_AUTH"] == "htpasswd" and env["REGISTRY_AUTH_HTPASSWD_PATH"]
+
+
+GUNICORN_CONF = ROOT / "serving" / "gunicorn.conf.py"
+
+
+def _repository(image: str) -> str:
+    """An image reference without its tag (the first ":" of the last path component)."""
+    folder, _, name = image.rpartition("/")
+    return f"{folder}/{name.split(':', 1)[0]}"
+
+
+# The services that run the image serving-image builds: the model servers.
+SERVING_REPOSITORY = _repository(COMPOSE["services"]["serving-image"]["image"])
+MODEL_SERVERS = sorted(
+    n for n, s in RUNNING.items() if _repository(s["image"]) == SERVING_REPOSITORY
+)
+
+
+def _seconds(duration: str) -> float:
+    """A Compose duration ("25s", "1m30s", "500ms") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|ns|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _graceful_timeout(environment: dict) -> float:
+    """gunicorn's graceful_timeout as serving/gunicorn.conf.py sets it for `environment`:
+    a number, or int(os.environ.get("VAR", "default")) read from the container's settings."""
+    for node in ast.parse(GUNICORN_CONF.read_text()).body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "graceful_timeout":
+            value = node.value
+            if isinstance(value, ast.Constant):
+                return float(value.value)
+            if (
+                isinstance(value, ast.Call)
+                and ast.unparse(value.func) in ("int", "float")
+                and isinstance(call := value.args[0], ast.Call)
+                and ast.unparse(call.func) == "os.environ.get"
+            ):
+                var, default = (ast.literal_eval(a) for a in call.args)
+                given = str(environment.get(var, default))
+                # A compose value "${VAR:-20}": the default it names, unless .env sets VAR.
+                m = re.fullmatch(r"\$\{\w+:-(.*)\}", given)
+                return float(m.group(1) if m else given)
+            raise AssertionError(f"cannot read graceful_timeout = {ast.unparse(value)}")
+    return 30.0  # gunicorn's own default
+
+
+def test_the_model_servers_are_staging_blue_and_green():
+    assert MODEL_SERVERS == ["serving-blue", "serving-green", "serving-staging"]
+
+
+def test_the_model_servers_run_gunicorn_with_the_lab_settings_file():
+    """What the next test reads is what the containers run: the image's command names
+    gunicorn.conf.py and no graceful timeout of its own."""
+    dockerfile = (ROOT / "serving" / "Dockerfile").read_text()
+    [cmd] = re.findall(r"^CMD (.*)$", dockerfile, flags=re.MULTILINE)
+    argv = json.loads(cmd)
+    assert argv[:3] == ["gunicorn", "-c", "/app/gunicorn.conf.py"], argv
+    assert not any(a.startswith("--graceful-timeout") for a in argv), argv
+    assert "COPY gunicorn.conf.py /app/" in dockerfile
+    for name in MODEL_SERVERS:
+        assert "command" not in RUNNING[name] and "entrypoint" not in RUNNING[name], name
+
+
+@pytest.mark.parametrize("name", MODEL_SERVERS)
+def test_a_model_server_gets_longer_to_stop_than_gunicorns_graceful_timeout(name):
+    """Compose kills a container stop_grace_period after SIGTERM; gunicorn gives requests in
+    flight graceful_timeout to finish. A shorter grace period cuts them off."""
+    service = RUNNING[name]
+    grace = _seconds(service.get("stop_grace_period", "10s"))  # Compose's default: 10 s
+    graceful = _graceful_timeout(service.get("environment") or {})
+    assert grace > graceful, f"{name}: stop_grace_period {grace} s <= graceful_timeout {graceful} s"

@@ -6,8 +6,10 @@ The schema itself is checked by `make lint` (check-jsonschema, offline).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -560,3 +562,24 @@ def test_dependabot_covers_actions_every_requirements_folder_and_every_dockerfil
         if "image:" in (ROOT / folder.lstrip("/") / "compose.yaml").read_text()
     }
     assert naming_images and folders("docker-compose") == naming_images
+
+
+def test_make_test_collects_every_test_file_but_the_end_to_end_ones():
+    """CI runs `make test`, which names no path: pytest collects its `testpaths` only, and a
+    test file outside them never runs. The end-to-end tests run through `make e2e`."""
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    collected = [ROOT / p for p in options["ini_options"]["testpaths"]]
+    collected.append(ROOT / "tests" / "e2e")
+    test_files = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if d not in NOT_SOURCE]
+        test_files += [
+            Path(folder) / f for f in files if re.fullmatch(r"test_.*\.py|.*_test\.py", f)
+        ]
+    assert len(test_files) > 20
+    left_out = [
+        str(path.relative_to(ROOT))
+        for path in test_files
+        if not any(path == root or path.is_relative_to(root) for root in collected)
+    ]
+    assert not left_out, f"not in pyproject.toml's testpaths: {sorted(left_out)}"
