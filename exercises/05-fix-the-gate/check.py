@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from labctl.book.copies import python_argv
 from labctl.book.runner import criterion, skipped
 
 READS_IMAGES = True  # docker mode: the gatekeeper image built from the fixed commit
@@ -22,8 +23,9 @@ READS_IMAGES = True  # docker mode: the gatekeeper image built from the fixed co
 # the docker round trip of exercise 2 takes it; this one's solution takes minutes.
 DOCKER_ROUND_TRIP = False
 
-# Run by the lab's .venv python with PYTHONPATH at a copy of a gatekeeper folder: the
-# decision and the configuration on the cases in argv[1], one JSON answer on stdout.
+# Run by the lab's .venv python with a copy of a gatekeeper folder imported first (not
+# the lab's own): the decision and the configuration on the cases in argv[1], one JSON
+# answer on stdout.
 DRIVER = r"""
 import dataclasses, json, re, sys
 from pathlib import Path
@@ -139,7 +141,6 @@ def _env(package_root: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", str(package_root)),
-        "PYTHONPATH": str(package_root),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 
@@ -156,7 +157,7 @@ def _copy_gatekeeper(source: Path, dest: Path) -> Path:
 def _drive(lab, package_root: Path, case: dict) -> dict:
     try:
         r = subprocess.run(
-            [str(_python(lab)), "-c", DRIVER, json.dumps(case)],
+            python_argv(_python(lab), [package_root], "-c", DRIVER, json.dumps(case)),
             cwd=package_root,
             env=_env(package_root),
             capture_output=True,
@@ -263,10 +264,10 @@ def _number_in(text, number: float) -> bool:
 
 
 def _pytest(lab, tree: Path, *extra: str) -> subprocess.CompletedProcess:
-    argv = [str(_python(lab)), "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+    argv = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, "gatekeeper/tests"]
     try:
         return subprocess.run(
-            [*argv, "gatekeeper/tests"],
+            python_argv(_python(lab), [tree / "gatekeeper"], *argv),
             cwd=tree,
             env=_env(tree / "gatekeeper"),
             capture_output=True,

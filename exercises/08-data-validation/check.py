@@ -12,13 +12,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from labctl.book.copies import python_argv
 from labctl.book.runner import criterion
 
 DATA_PY = "training/trainer/data.py"
 TEST_PY = "training/tests/test_data.py"
 
-# Run inside the lab's .venv, on a copy of one data.py: what validate() says about data
-# built here (argv[1] = JSON of the report's dataset and knobs, to recompute its fingerprint).
+# Run inside the lab's .venv, on a copy of one data.py (imported instead of the lab's own
+# trainer): what validate() says about data built here (argv[1] = JSON of the report's
+# dataset and knobs, to recompute its fingerprint).
 PROBE = r"""
 import json, sys
 import numpy as np
@@ -93,7 +95,6 @@ def _python(lab) -> str:
 def _env(path: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(path),
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": os.environ.get("HOME", str(path)),
     }
@@ -106,7 +107,7 @@ def probe(lab, source: str, report: dict | None = None) -> dict:
         pkg.mkdir()
         (pkg / "__init__.py").write_text("")
         (pkg / "data.py").write_text(source)
-        argv = [_python(lab), "-c", PROBE]
+        argv = python_argv(_python(lab), [tmp], "-c", PROBE)
         if report:
             argv.append(json.dumps(report))
         try:
@@ -159,7 +160,8 @@ def run_tests(lab, data_source: str | None) -> subprocess.CompletedProcess:
         shutil.copy(lab.root / TEST_PY, work / "tests" / "test_data.py")
         if data_source is not None:
             (work / "trainer" / "data.py").write_text(data_source)
-        argv = [_python(lab), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+        pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+        argv = python_argv(_python(lab), [work], *pytest)
         try:
             return subprocess.run(
                 argv, cwd=work, env=_env(work), capture_output=True, text=True, timeout=300

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from labctl.book.copies import python_argv
 from labctl.book.runner import criterion, skipped
 
 # Criteria read the image registry in docker mode.
@@ -147,7 +148,6 @@ def _env(lab, copy: Path) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", str(copy)),
-        "PYTHONPATH": str(copy / "gatekeeper"),
         "PYTHONDONTWRITEBYTECODE": "1",
         "MLFLOW_TRACKING_URI": lab.mlflow_url,
         "MLFLOW_MODEL_NAME": lab.model_name,
@@ -179,9 +179,10 @@ def _copy_tree(lab, dest: Path) -> Path:
 
 
 def _run(lab, copy: Path, argv: list[str]) -> tuple[int | str, str]:
+    """`python *argv` in the copy, its gatekeeper imported instead of the lab's own."""
     try:
         r = subprocess.run(
-            [_python(lab), *argv],
+            python_argv(_python(lab), [copy / "gatekeeper"], *argv),
             cwd=copy,
             env=_env(lab, copy),
             capture_output=True,

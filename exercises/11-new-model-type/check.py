@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from labctl.book.copies import python_argv
 from labctl.book.runner import criterion
 
 # The families the lab's grid starts with.
@@ -50,13 +51,16 @@ def run_training_tests(root: Path, family: str | None = None, timeout: int = 600
         if family is not None:
             with open(copy / TRAIN_PY, "a", encoding="utf-8") as f:
                 f.write(MUTANT.format(family=family))
-        argv = [str(python if python.exists() else sys.executable), "-m", "pytest"]
-        argv += ["-q", "-x", "-p", "no:cacheprovider", "training/tests"]
+        pytest = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "training/tests"]
+        # The copy's trainer is imported, not the lab's own.
+        argv = python_argv(
+            python if python.exists() else sys.executable, [copy / "training"], *pytest
+        )
         try:
             r = subprocess.run(
                 argv,
                 cwd=copy,
-                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy / "training")},
+                env={"PATH": "/usr/bin:/bin"},
                 capture_output=True,
                 text=True,
                 timeout=timeout,

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from labctl.book.copies import python_argv
 from labctl.book.runner import criterion, skipped
 
 # digest(serving:staging) == digest(serving:<sha>) reads the image registry.
@@ -139,7 +140,8 @@ def run_serving_tests(root: Path, mutant: bool = False, timeout: int = 600):
         # pytest settings), without git, the venv and the lab's data.
         copy = Path(tmp) / "tree"
         shutil.copytree(root, copy, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
-        argv = [_python(root), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        argv = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        # Imported first: the copy's serving package (not the lab's own), the mutant's plugin.
         path = [str(copy / "serving")]
         target = "serving/tests"
         if mutant:
@@ -149,12 +151,11 @@ def run_serving_tests(root: Path, mutant: bool = False, timeout: int = 600):
             (copy / "plugins" / "ex12_mutant.py").write_text(MUTANT_PLUGIN)
             path.append(str(copy / "plugins"))
             argv += ["-p", "ex12_mutant"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(path)}
         try:
             r = subprocess.run(
-                [*argv, target],
+                python_argv(_python(root), path, *argv, target),
                 cwd=copy,
-                env=env,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                 capture_output=True,
                 text=True,
                 timeout=timeout,

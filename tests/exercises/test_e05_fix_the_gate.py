@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.book.copies import python_argv
 from tests.exercises.conftest import ROOT, GitLab, recorded_lab, results
 
 FOLDER = ROOT / "exercises" / "05-fix-the-gate"
@@ -192,10 +193,10 @@ def test_a_fresh_lab_fails_and_its_tests_catch_the_bug_already(tmp_path):
 def test_the_colleagues_patch_passes_every_test_and_the_check_sees_the_bug(tmp_path):
     lab = Lab05(tmp_path)
     lab.planted()
+    argv = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "gatekeeper/tests"]
     r = subprocess.run(
-        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "gatekeeper/tests"],
+        python_argv(PYTHON, [tmp_path / "gatekeeper"], *argv),  # not the installed one
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path / "gatekeeper")},
         capture_output=True,
         text=True,
         check=False,

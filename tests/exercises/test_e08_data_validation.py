@@ -10,13 +10,13 @@ distinct input runs once; test_the_solution_passes runs the check as it is, unca
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 from labctl.book import runner
+from labctl.book.copies import python_argv
 from tests.exercises.conftest import ROOT, failed, recorded_lab
 
 FOLDER = ROOT / "exercises" / "08-data-validation"
@@ -111,11 +111,10 @@ def build_report(lab, duplicate_fraction: float, sha: str) -> dict:
 
 def _build_report(lab, duplicate_fraction: float) -> dict:
     sha = "set by build_report"
-    env = {**os.environ, "PYTHONPATH": str(lab.root / "training")}
+    argv = ["-c", BUILD, "iris", json.dumps(knobs(duplicate_fraction)), sha]
     r = subprocess.run(
-        [sys.executable, "-c", BUILD, "iris", json.dumps(knobs(duplicate_fraction)), sha],
+        python_argv(sys.executable, [lab.root / "training"], *argv),  # not the installed one
         cwd=lab.root,
-        env=env,
         capture_output=True,
         text=True,
         check=True,

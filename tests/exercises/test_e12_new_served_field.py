@@ -192,9 +192,12 @@ def ex12_lab(tmp_path):
         venv = lab.root / ".venv" / "bin"  # ignored by git, as in the lab
         venv.mkdir(parents=True)
         (venv / "own.py").write_text(OWN)
+        # The check's question to the model (code that calls predict_proba) gets the stand-in;
+        # anything else (the serving tests' runs) the real interpreter.
         own = f'exec {sys.executable} "$(dirname "$0")/own.py"'
         (venv / "python").write_text(
-            f'#!/bin/sh\nif [ "$1" = "-c" ]; then {own}; fi\nexec {sys.executable} "$@"\n'
+            f'#!/bin/sh\ncase "$1 $2" in "-c "*predict_proba*) {own};; esac\n'
+            f'exec {sys.executable} "$@"\n'
         )
         (venv / "python").chmod(0o755)
         (lab.root / ".gitignore").write_text("answers.toml\n.lab/\n.venv/\n")
