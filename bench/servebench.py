@@ -8,16 +8,19 @@ In one run on one machine it trains and registers a model on a private MLflow se
 starts the five servers on 127.0.0.1 with the same worker count, and loads each with the
 same `wrk` settings, single rows and 64-row batches, alternating the order over several
 rounds. It prints a table (requests/s, p50/p95/p99, failures, server and client CPU),
-writes JSON and Markdown reports, and ends with exactly four lines:
+writes JSON and Markdown reports, and ends with exactly five lines:
 
     ours/mlflow-serve rps ratio: X.X
     ours/floor rps ratio: X.X
     ours/ours-sync rps ratio: X.XX
     ours-capture/ours rps ratio: X.XX
+    ours/mlflow-serve invocations rps ratio: X.X
 
 (single-row medians). `ours` serves without recording; `ours-capture` is the same server
-recording every request (SERVING_CAPTURE_SAMPLE=1, as the lab runs it): the last line is
-what capture costs. Every load run is bounded in time and targets 127.0.0.1 only.
+recording every request (SERVING_CAPTURE_SAMPLE=1, as the lab runs it): that line is
+what capture costs. `ours-invocations` is `ours` again, asked through MLflow's
+`POST /invocations` with the very body `mlflow models serve` gets: the last line compares
+the two servers on the same protocol. Every load run is bounded in time and targets 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -39,7 +42,11 @@ from pathlib import Path
 from labctl.processes import ROOT, free_port, start_gunicorn, start_mlflow, venv_bin, wait_http
 
 BIN = venv_bin()
-SERVERS = ("ours", "ours-capture", "ours-sync", "mlflow-serve", "floor")
+SERVERS = ("ours", "ours-invocations", "ours-capture", "ours-sync", "mlflow-serve", "floor")
+# Servers asked through MLflow's scoring protocol (the rest through /predict), and the
+# ones that are another server asked differently (same process, not started twice).
+INVOCATIONS = {"ours-invocations", "mlflow-serve"}
+SAME_AS = {"ours-invocations": "ours"}
 SCENARIOS = {"single": 1, "batch64": 64}
 HOST = "127.0.0.1"  # load goes to loopback only
 
@@ -103,11 +110,14 @@ def medians(samples: list[Sample]) -> dict[tuple[str, str], dict]:
 
 def ratio_lines(med: dict) -> list[str]:
     ours = med[("ours", "single")]["rps"]
+    mlflow_serve = med[("mlflow-serve", "single")]["rps"]
     return [
         f"ours/mlflow-serve rps ratio: {ours / med[('mlflow-serve', 'single')]['rps']:.1f}",
         f"ours/floor rps ratio: {ours / med[('floor', 'single')]['rps']:.1f}",
         f"ours/ours-sync rps ratio: {ours / med[('ours-sync', 'single')]['rps']:.2f}",
         f"ours-capture/ours rps ratio: {med[('ours-capture', 'single')]['rps'] / ours:.2f}",
+        "ours/mlflow-serve invocations rps ratio: "
+        f"{med[('ours-invocations', 'single')]['rps'] / mlflow_serve:.1f}",
     ]
 
 
@@ -262,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         features = get_model_info(f"models:/bench/{version}").signature.inputs.input_names()
 
         # 2. the three servers, same worker count
-        ports = {s: free_port(HOST) for s in SERVERS}
+        ports = {s: free_port(HOST) for s in SERVERS if s not in SAME_AS}
+        ports.update({s: ports[same] for s, same in SAME_AS.items()})
         workers = str(args.workers)
         procs.append(
             start_gunicorn(
@@ -355,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         pids["floor"] = procs[-1].pid
         started["floor"] = procs[-1]
+        pids.update({s: pids[same] for s, same in SAME_AS.items()})
         for server, proc in started.items():
             ready = "/health" if server == "mlflow-serve" else "/ready"
             wait_http(f"http://{HOST}:{ports[server]}{ready}", 180, proc)
@@ -368,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for server in SERVERS:
                 payload = (
-                    {"dataframe_records": rows} if server == "mlflow-serve" else {"instances": rows}
+                    {"dataframe_records": rows} if server in INVOCATIONS else {"instances": rows}
                 )
                 path = tmp / f"{server}-{scenario}.json"
                 path.write_text(json.dumps(payload))
@@ -381,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             for scenario in SCENARIOS:
                 for server in order:
                     url = f"http://{HOST}:{ports[server]}" + (
-                        "/invocations" if server == "mlflow-serve" else "/predict"
+                        "/invocations" if server in INVOCATIONS else "/predict"
                     )
                     run_wrk(
                         url, bodies[(server, scenario)], args.warmup, args.connections, args.threads

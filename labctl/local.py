@@ -29,8 +29,10 @@ PORT_VAR = {
     "serving-production": "PRODUCTION_PORT",
 }
 START_TIMEOUT_S = 180
-# What a model server imports from the working tree when it starts.
+# What a model server imports (and the page files it reads) from the working tree when
+# it starts.
 SERVING_CODE = ("serving/serving", "serving/gunicorn.conf.py")
+SERVING_SUFFIXES = (".py", ".html", ".css", ".js", ".svg")
 
 BANNER = """LOCAL MODE: the lab runs as processes on this machine, without Docker.
   MLflow on SQLite and a local artifact folder (.lab/), servers under gunicorn.
@@ -239,7 +241,11 @@ class LocalBackend:
         h = hashlib.sha256()
         for rel in SERVING_CODE:
             base = self.s.root / rel
-            found = sorted(base.rglob("*.py")) if base.is_dir() else [base]
+            found = (
+                sorted(p for p in base.rglob("*") if p.suffix in SERVING_SUFFIXES)
+                if base.is_dir()
+                else [base]
+            )
             for path in (p for p in found if p.is_file()):
                 h.update(path.relative_to(self.s.root).as_posix().encode() + b"\0")
                 h.update(hashlib.sha256(path.read_bytes()).digest())

@@ -41,10 +41,10 @@ def text(settings: Settings, mode: str) -> str:
                 "                      registry: user lab, password REGISTRY_PASSWORD in .env"
             )
     lines += [
-        f"  Staging server      http://{h}:{g('STAGING_PORT')}/model      "
-        "model @staging   (POST /predict)",
-        f"  Production server   http://{h}:{g('PRODUCTION_PORT')}/model      "
-        "model @production (POST /predict)",
+        f"  Staging server      http://{h}:{g('STAGING_PORT')}/            "
+        "@staging: prediction page, POST /predict",
+        f"  Production server   http://{h}:{g('PRODUCTION_PORT')}/            "
+        "@production: prediction page, POST /predict",
         "",
         "  Try:  curl -s -H 'Content-Type: application/json' \\",
         "          -d '{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}' "

@@ -91,7 +91,7 @@ def test_urls_in_local_mode_name_the_artifact_folder(capsys, lab_root):
     environ = {"LAB_MODE": "local", "STAGING_PORT": "18081"}
     assert cli.main(["urls"], environ=environ, root=lab_root) == 0
     out = capsys.readouterr().out
-    assert ".lab/artifacts" in out and "http://127.0.0.1:18081/model" in out
+    assert ".lab/artifacts" in out and "http://127.0.0.1:18081/ " in out
     assert "Image registry" not in out
 
 

@@ -11,25 +11,54 @@ from __future__ import annotations
 import logging
 import os
 import time
+from importlib import metadata
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from serving import metrics
+from serving import metrics, openinference, page
 from serving.capture import Capture
 from serving.config import ServingConfig
+from serving.invocations import ProtocolError
+from serving.invocations import parse as parse_invocation
 from serving.model import ModelHolder
 from serving.validation import RequestError, parse
 
 log = logging.getLogger("serving")
 
 
-def _error(status: int, message: str) -> tuple[Response, int]:
+# MLflow's scoring protocol (`mlflow models serve`): its paths answer errors in its shape.
+MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/version"})
+MLFLOW_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "ENDPOINT_NOT_FOUND",
+    500: "INTERNAL_ERROR",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def _error(status: int, message: str, error_code: str | None = None) -> tuple[Response, int]:
+    if request.path in MLFLOW_PATHS:
+        code = error_code or MLFLOW_ERROR_CODES.get(
+            status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
+        )
+        return jsonify(error_code=code, message=message), status
     return jsonify(error=message, status=status), status
 
 
-# What a drained server still answers: its container's health checks and its metrics.
-NOT_DRAINED = frozenset({"/health", "/ready", "/metrics"})
+def _mlflow_version() -> str:
+    """The installed MLflow's version, as `mlflow models serve` answers GET /version."""
+    for dist in ("mlflow", "mlflow-skinny"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+# What a drained server still answers: its container's health checks (the lab's and the
+# Open Inference Protocol's) and its metrics.
+NOT_DRAINED = frozenset({"/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
 
 
 def create_app(config: ServingConfig | None = None, holder: ModelHolder | None = None) -> Flask:
@@ -42,7 +71,7 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
         # If MLflow is down this returns at once and the poller keeps trying.
         holder.refresh()
         holder.start()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # serving/static is served by page.py
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
     app.json.sort_keys = False
     app.extensions["model_holder"] = holder
@@ -142,6 +171,40 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
             capture.record(model.version, model.features, rows, predictions, model.run_id)
         return jsonify(predictions=predictions, model_version=model.version, alias=model.alias)
 
+    @app.post("/invocations")
+    def invocations():
+        """MLflow's scoring protocol, as `mlflow models serve` answers it (invocations.py)."""
+        model = holder.current
+        if model is None:
+            return _error(503, f"no model loaded for @{cfg.alias} yet")
+        try:
+            rows = parse_invocation(
+                request.headers.get("Content-Type"),
+                request.get_data(cache=False),
+                model.features,
+                model.types,
+                cfg.max_batch_rows,
+            )
+        except ProtocolError as exc:
+            return _error(exc.status, exc.message, exc.error_code)
+        predictions = model.predict(rows)
+        metrics.PREDICTED_ROWS.inc(len(predictions))
+        if capture is not None and request.headers.get("X-Lab-Capture") != "off":
+            capture.record(model.version, model.features, rows, predictions, model.run_id)
+        return jsonify(predictions=predictions)
+
+    @app.get("/ping")
+    def ping():
+        if holder.current is None:
+            return _error(503, f"no model loaded for @{cfg.alias} yet")
+        return Response("\n", content_type="application/json")
+
+    mlflow_version = _mlflow_version()
+
+    @app.get("/version")
+    def version():
+        return Response(mlflow_version, content_type="application/json")
+
     @app.get("/metrics")
     def prometheus():
         model = holder.current
@@ -149,4 +212,6 @@ def create_app(config: ServingConfig | None = None, holder: ModelHolder | None =
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
+    openinference.register(app, holder, cfg)
+    page.register(app, holder, cfg)
     return app

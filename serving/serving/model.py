@@ -22,7 +22,7 @@ import numpy as np
 
 from serving.cache import ModelCache
 from serving.config import ServingConfig
-from serving.validation import NUMERIC_TYPES
+from serving.validation import INTEGRAL, NUMERIC_TYPES
 
 log = logging.getLogger("serving.model")
 
@@ -55,6 +55,10 @@ class LoadedModel:
     sha256: str = ""
     verified: bool = False
     pinned: bool = False  # started for this one version (SERVING_MODEL_VERSION)
+    # For clients that build a form: the first row of the model's input example (feature
+    # -> value) and the class names the training job recorded; empty when it has none.
+    example: dict = dataclasses.field(default_factory=dict)
+    class_names: tuple[str, ...] = ()
 
     def describe(self) -> dict:
         return {
@@ -66,6 +70,9 @@ class LoadedModel:
             "loaded_at": self.loaded_at,
             "predict_path": self.path,
             "features": list(self.features),
+            "types": list(self.types),
+            "input_example": dict(self.example) or None,
+            "class_names": list(self.class_names),
             "source": self.source,
             "sha256": self.sha256,
             "verified": self.verified,
@@ -179,6 +186,31 @@ def _signature(local: str, version: str) -> tuple[tuple[str, ...], tuple[str, ..
     return features, types
 
 
+def _form_hints(
+    local: str, features: tuple[str, ...], types: tuple[str, ...]
+) -> tuple[dict, tuple[str, ...]]:
+    """The first row of the model's input example ({feature: value}, finite values only)
+    and the class names in its MLmodel metadata; each empty when the model has none."""
+    from mlflow.models import Model
+
+    meta = Model.load(local)
+    names = meta.metadata.get("class_names") if isinstance(meta.metadata, dict) else None
+    class_names = tuple(str(n) for n in names) if isinstance(names, list | tuple) else ()
+    example: dict = {}
+    try:
+        rows = meta.load_input_example(local)
+        if rows is not None:
+            if hasattr(rows, "columns"):  # a DataFrame: its columns in signature order
+                rows = rows[list(features)]
+            first = np.asarray(rows, dtype="float64").reshape(-1, len(features))[0]
+            for f, t, v in zip(features, types, first.tolist(), strict=True):
+                if np.isfinite(v):
+                    example[f] = int(v) if t in INTEGRAL else v
+    except Exception as exc:  # a form without placeholders still works
+        log.info("no usable input example for the form (%s)", exc)
+    return example, class_names
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -208,6 +240,7 @@ def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") ->
         trusted.check(local)
         features, types = _signature(local, version)
         native, kind, pyfunc_predict = build_predictors(local, features, types)
+        example, class_names = _form_hints(local, features, types)
     except trusted.UntrustedModel as exc:
         raise ModelLoadError(f"version {version} refused: {exc}", version) from exc
     use_native = cfg.fast_path and native is not None
@@ -226,6 +259,8 @@ def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") ->
         source=source,
         sha256=sha256,
         verified=verified,
+        example=example,
+        class_names=class_names,
     )
 
 

@@ -102,6 +102,7 @@ def test_a_drained_server_hands_requests_on_but_keeps_its_health_checks(make_cli
     for r in (client.get("/model"), client.post("/predict", json=row)):
         assert r.status_code == 503 and r.headers["X-Lab-Drained"] == "1"
         assert "being retired" in r.get_json()["error"]
-    assert client.get("/health").status_code == 200
+    for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):
+        assert client.get(path).status_code == 200, path
     flag.unlink()
     assert client.get("/model").status_code == 200

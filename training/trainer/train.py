@@ -231,6 +231,8 @@ def run(cfg: TrainConfig) -> TrainResult:
             name="model",
             signature=signature,
             input_example=example,
+            # Labels are indexes into these: a client (the servers' page) can name the class.
+            metadata={"class_names": [str(n) for n in ds.target_names]},
             registered_model_name=cfg.model_name,
             # skops refuses tree internals unless named; we built this model ourselves.
             skops_trusted_types=TRUSTED_TYPES.get(family),
