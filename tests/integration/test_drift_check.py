@@ -8,6 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import job_env, run_job
+from tests.support import tracking_uri as use_tracking_uri
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +109,7 @@ def test_a_version_without_a_reference_profile_cannot_be_checked(
     import mlflow
 
     client = MlflowClient(tracking_uri=mlflow_server)
-    mlflow.set_tracking_uri(mlflow_server)
-    with mlflow.start_run() as run:
+    with use_tracking_uri(mlflow_server), mlflow.start_run() as run:
         mlflow.log_param("x", 1)
     name, (v,) = clone_model("good")
     client.set_registered_model_alias(name, "production", v)

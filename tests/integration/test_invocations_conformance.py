@@ -22,6 +22,7 @@ import requests
 
 from labctl.processes import free_port, venv_bin, wait_http
 from tests.support import job_env
+from tests.support import tracking_uri as use_tracking_uri
 
 pytestmark = pytest.mark.integration
 
@@ -58,22 +59,17 @@ def _register(tracking_uri: str, name: str) -> str:
     X["petal length (mm)"] = (X["petal length (cm)"] * 10).round().astype("int64")
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
     example = X.head(3)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(example, model.predict(example)),
-                input_example=example,
-                registered_model_name=name,
-                serialization_format="skops",
-                pip_requirements=["scikit-learn"],
-            )
-        return str(info.registered_model_version)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with use_tracking_uri(tracking_uri), mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=name,
+            serialization_format="skops",
+            pip_requirements=["scikit-learn"],
+        )
+    return str(info.registered_model_version)
 
 
 @pytest.fixture(scope="module")

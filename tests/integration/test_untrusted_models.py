@@ -17,6 +17,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.support import job_env, run_job
+from tests.support import tracking_uri as use_tracking_uri
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +38,9 @@ def _register(tracking_uri: str, name: str, log) -> str:
     """Log a crafted model in a run of its own and register it; returns its version."""
     import mlflow
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        with mlflow.start_run():
-            info = log(name)
-        return str(info.registered_model_version)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with use_tracking_uri(tracking_uri), mlflow.start_run():
+        info = log(name)
+    return str(info.registered_model_version)
 
 
 def _cloudpickle(marker: str):

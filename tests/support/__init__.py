@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from labctl.processes import ROOT, venv_bin
@@ -53,3 +55,22 @@ class Trained:
     model_name: str
     good_version: str
     noisy_version: str
+
+
+@contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (`mlflow.start_run`, `log_model`) at `uri` for a block.
+
+    Afterwards the URI is left exactly as it was, unset included: restoring it with
+    `set_tracking_uri(get_tracking_uri())` would pin MLflow's default store for every
+    later test in the process, which then ignores MLFLOW_TRACKING_URI.
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    previous = utils._tracking_uri  # None while unset: MLFLOW_TRACKING_URI applies
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
