@@ -6,7 +6,8 @@
 
 Each server runs under `python -m labctl.supervise` (restarts on crash); its PID is
 recorded in .lab/run/<name>.pid, and `down` stops exactly those PIDs, never processes
-found by name.
+found by name. A model server's supervisor holds its listening socket (--listen), so
+connections made while gunicorn restarts wait for the next one instead of being refused.
 """
 
 from __future__ import annotations
@@ -109,7 +110,16 @@ class LocalBackend:
     def port_taken(self, name: str) -> bool:
         return processes.port_in_use(self.port(name), self.s.host_for(PORT_VAR[name]))
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        listen: str | None = None,
+    ) -> None:
+        """Start `argv` under a supervisor. `listen`: a host whose socket on this service's
+        port the supervisor holds and hands to each server it starts (GUNICORN_BIND=fd://N),
+        so the port stays open across the server's restarts."""
         self.clear_stale(name)
         pid = self.running_pid(name)
         if pid is not None:
@@ -123,6 +133,10 @@ class LocalBackend:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        options = []
+        if listen is not None:
+            host = listen.strip("[]")
+            options = ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         with open(self.log_dir / f"{name}.log", "ab") as errlog:
             subprocess.Popen(  # detached: it outlives this command, `make down` stops it
                 [
@@ -133,6 +147,7 @@ class LocalBackend:
                     str(self.pidfile(name)),
                     "--log",
                     str(self.log_dir / f"{name}.log"),
+                    *options,
                     "--",
                     *argv,
                 ],
@@ -264,9 +279,10 @@ class LocalBackend:
         self.start(
             name,
             processes.gunicorn_command(self.bin),
+            # The supervisor holds the socket: a restarting server costs no refused connection.
+            listen=self.s.bind,
             env={
                 "SERVING_MODEL_ALIAS": alias,
-                "GUNICORN_BIND": f"{self.s.bind}:{port}",
                 "PROMETHEUS_MULTIPROC_DIR": str(self.s.lab_dir / f"metrics-{alias}"),
                 # The last good model: the server restarts and serves while MLflow is down.
                 "SERVING_CACHE_DIR": str(self.s.lab_dir / f"serving-cache-{alias}"),

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 COLOURS = ("blue", "green")
+# The proxy's last resort: holds a request until the live colour answers again.
+HOLD = "serving-hold"
 
 
 @dataclass
@@ -89,6 +91,8 @@ def upstream_text(colour: str, backup: str | None = None) -> str:
     ]
     if backup is not None:  # during a switch: where requests go once the live one drains
         lines.append(f"server serving-{backup}:8080 backup;")
+    # Where requests wait while the live colour restarts (compose/proxy/hold.py).
+    lines.append(f"server {HOLD}:8080 backup;")
     return "\n".join(lines) + "\n"
 
 

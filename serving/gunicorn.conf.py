@@ -44,6 +44,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# No runtime control socket (gunicornc): by default every server of a user shares one path
+# under $HOME, and the lab changes its servers through make, not through it.
+control_socket_disable = True
 
 
 def on_starting(server):

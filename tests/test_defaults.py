@@ -52,7 +52,14 @@ CONFIGS: dict[str, tuple[type, ...]] = {
 
 # Services that run an upstream image: their environment is that image's contract.
 # serving-production is the production proxy (nginx) in front of serving-blue/-green.
-UPSTREAM_SERVICES = {"postgres", "minio", "seaweedfs", "registry", "serving-production"}
+UPSTREAM_SERVICES = {
+    "postgres",
+    "minio",
+    "seaweedfs",
+    "registry",
+    "serving-production",
+    "serving-hold",
+}
 
 # Read by the libraries the components run on (MLflow, boto3, Locust), not by our code.
 LIBRARY_PREFIXES = ("MLFLOW_", "AWS_", "LOCUST_")

@@ -97,7 +97,7 @@ def test_a_roll_restarts_a_server_whose_serving_code_changed(local, monkeypatch)
     stopped: list[int] = []
     started: list[str] = []
 
-    def start(name, argv, env=None):
+    def start(name, argv, env=None, listen=None):
         if name not in running:
             running[name] = 100 + len(started)
             started.append(name)
@@ -122,3 +122,37 @@ def test_a_roll_restarts_a_server_whose_serving_code_changed(local, monkeypatch)
     local.codefile("serving-staging").unlink()  # a server started before the lab kept this
     local.roll("staging")
     assert stopped == [100, 101]
+
+
+@pytest.mark.parametrize(
+    ("bind", "listen"),
+    [("127.0.0.1", "127.0.0.1:8082"), ("0.0.0.0", "0.0.0.0:8082"), ("::1", "[::1]:8082"),
+     ("[::1]", "[::1]:8082")],
+)  # fmt: skip
+def test_a_model_servers_supervisor_holds_its_socket(settings_for, fake, monkeypatch, bind, listen):
+    """The supervisor listens on the server's address and hands the socket to each
+    gunicorn it starts: the port stays open while the server restarts."""
+    local = LocalBackend(settings_for(LAB_BIND=bind), fake)
+    started = []
+    monkeypatch.setattr(local, "port_taken", lambda name: False)
+    monkeypatch.setattr(local, "wait_http", lambda name, url: None)
+    monkeypatch.setattr(
+        "labctl.local.subprocess.Popen", lambda argv, env, **kw: started.append((argv, env))
+    )
+    local.serving_up("production")
+    [(argv, env)] = started
+    assert argv[argv.index("--listen") + 1] == listen
+    assert argv.index("--listen") < argv.index("--") < argv.index("--listen") + 2 + 1
+    assert "GUNICORN_BIND" not in env  # the supervisor sets it: fd://N
+    assert env["SERVING_MODEL_ALIAS"] == "production"
+
+
+def test_mlflow_is_started_without_a_socket_of_the_supervisors(local, monkeypatch):
+    started = []
+    monkeypatch.setattr(local, "port_taken", lambda name: False)
+    monkeypatch.setattr(
+        "labctl.local.subprocess.Popen", lambda argv, env, **kw: started.append(argv)
+    )
+    local.start("mlflow", ["mlflow", "server"])
+    [argv] = started
+    assert "--listen" not in argv

@@ -122,7 +122,8 @@ def test_production_rides_out_an_mlflow_outage(lab, settled):
         record(load.report(f"MLflow stopped, one production worker killed ({lab.mode})"))
         assert load.failed() == {}, load.report("worker killed")
 
-        with Load(lab.production) as load:
+        # A client waits as long as the hold does (30 s) for a restarting server.
+        with Load(lab.production, timeout=30) as load:
             time.sleep(1)
             t0 = time.monotonic()
             restart_production_server(lab)
@@ -134,11 +135,10 @@ def test_production_rides_out_an_mlflow_outage(lab, settled):
             load.report(f"MLflow stopped, production server restarted ({lab.mode})")
             + f"; ready again after {back:.1f}s"
         )
-        # While the one server restarts, nothing answers: connections are refused or wait
-        # in the listen queue. No request may get an HTTP error (a 503 for want of a
-        # model), and once it is back it answers every request from its cached model.
-        http_errors = [o for o in load.failed() if o.isdigit()]
-        assert http_errors == [], load.report("server restarted")
+        # While the server restarts, requests wait (docker mode: in the proxy's hold; local
+        # mode: in the listen queue of the socket its supervisor keeps open) and are
+        # answered from the cached model once it is back: none fails.
+        assert load.failed() == {}, load.report("server restarted")
         after = [o for t, o in load.outcomes if t > t0 + back]
         assert after and set(after) == {"200"}
         info = requests.get(f"{lab.production}/model", timeout=10).json()

@@ -15,9 +15,10 @@ IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 class Load:
     """Clients posting /predict in a loop until stopped; every answer is recorded."""
 
-    def __init__(self, url: str, clients: int = 2):
+    def __init__(self, url: str, clients: int = 2, timeout: float = 10):
         self.url = url
         self.clients = clients
+        self.timeout = timeout  # seconds a client waits for each answer
         self.outcomes: list[tuple[float, str]] = []  # (time, "200" / "503" / "refused"...)
         self.versions: list[str] = []  # the model version of each answer, in order
         self.by_client: list[list[str]] = []  # the same, one list per client
@@ -31,7 +32,9 @@ class Load:
             while not self._stop.is_set():
                 t = time.monotonic()
                 try:
-                    r = s.post(f"{self.url}/predict", json={"instances": [IRIS_ROW]}, timeout=10)
+                    r = s.post(
+                        f"{self.url}/predict", json={"instances": [IRIS_ROW]}, timeout=self.timeout
+                    )
                     outcome = str(r.status_code)
                     if r.status_code == 200:
                         self.versions.append(r.json()["model_version"])

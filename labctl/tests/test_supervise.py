@@ -1,0 +1,209 @@
+"""labctl.supervise with real processes: restarts, and the listening socket it holds."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from labctl.processes import free_port
+from labctl.settings import ROOT
+from labctl.supervise import MAX_RESTARTS_PER_MINUTE, backoff
+
+# A tiny HTTP server that answers every request with its own PID. It serves on the socket
+# named in GUNICORN_BIND=fd://N (as gunicorn does), else binds PORT itself.
+SERVER = """
+import os, socket
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = str(os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+bind = os.environ.get("GUNICORN_BIND", "")
+if bind.startswith("fd://"):
+    server = HTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=int(bind[len("fd://"):]))
+else:
+    server = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+server.serve_forever()
+"""
+
+
+def supervise(tmp_path, *options: str, command=None, env=None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "labctl.supervise",
+            "--pidfile", str(tmp_path / "server.pid"), "--log", str(tmp_path / "server.log"),
+            *options,
+            "--", *(command or [sys.executable, "-c", SERVER]),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def get_pid(port: int, timeout: float = 10) -> int:
+    """The PID that answers a request on the port (raises what the connection raised)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        return int(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def wait_answer(port: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return get_pid(port, timeout=2)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def refused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_backoff_starts_at_half_a_second_and_doubles_up_to_ten():
+    assert [backoff(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
+    assert MAX_RESTARTS_PER_MINUTE == 5
+
+
+def test_a_restarting_server_costs_no_refused_connection(tmp_path):
+    """With --listen the supervisor holds the socket: requests that arrive while the
+    server restarts wait in the listen backlog and the next server answers them."""
+    port = free_port()
+    proc = supervise(tmp_path, "--listen", f"127.0.0.1:{port}")
+    try:
+        first = wait_answer(port)
+        assert first != proc.pid
+        os.kill(first, signal.SIGTERM)
+        answers: list[tuple[float, int | str]] = []
+
+        def requests_during_the_restart():
+            for _ in range(20):
+                started = time.monotonic()
+                try:
+                    answer: int | str = get_pid(port)
+                except OSError as exc:
+                    answer = repr(exc)
+                answers.append((time.monotonic() - started, answer))
+
+        client = threading.Thread(target=requests_during_the_restart)
+        client.start()
+        client.join(timeout=60)
+        assert len(answers) == 20
+        assert all(isinstance(pid, int) for _, pid in answers), answers
+        assert first not in {pid for _, pid in answers}
+        # The first request was made while no server ran (the supervisor waits 0.5 s
+        # before the restart): it waited in the backlog rather than being refused.
+        assert answers[0][0] >= 0.4, answers[:3]
+        log = (tmp_path / "server.log").read_text()
+        assert log.count("[supervise] starting:") == 2, log
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+    assert refused(port)  # the socket closes with the supervisor
+    assert not (tmp_path / "server.pid").exists()
+
+
+def test_without_listen_a_restarting_server_refuses_connections(tmp_path):
+    """The contrast: a server that binds its port itself closes it when it dies, and
+    requests until the next one has bound it again are refused."""
+    port = free_port()
+    proc = supervise(tmp_path, env={"PORT": str(port)})
+    try:
+        first = wait_answer(port)
+        os.kill(first, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        failures: list[OSError] = []  # one already queued as the server died is reset
+        while time.monotonic() < deadline:
+            try:
+                get_pid(port)
+            except ConnectionError as exc:
+                failures.append(exc)
+                if isinstance(exc, ConnectionRefusedError):
+                    break
+        assert any(isinstance(f, ConnectionRefusedError) for f in failures), failures
+        assert wait_answer(port) != first  # and the next server does come
+    finally:
+        stop(proc)
+
+
+def test_a_port_in_use_stops_the_supervisor_before_it_starts_anything(tmp_path):
+    marker = tmp_path / "started"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = supervise(
+            tmp_path,
+            "--listen",
+            f"127.0.0.1:{port}",
+            command=[sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
+        )
+        assert proc.wait(timeout=30) == 1
+    log = (tmp_path / "server.log").read_text()
+    assert f"[supervise] cannot listen on 127.0.0.1:{port}: " in log, log
+    assert "starting" not in log
+    assert not marker.exists()
+    assert not (tmp_path / "server.pid").exists()
+
+
+@pytest.mark.parametrize("address", ["8080", "127.0.0.1:http", "::1:8080", "127.0.0.1:0"])
+def test_an_address_that_is_not_host_and_port_is_refused(tmp_path, address):
+    proc = supervise(tmp_path, "--listen", address, command=[sys.executable, "-c", "pass"])
+    assert proc.wait(timeout=30) == 1
+    log = (tmp_path / "server.log").read_text()
+    assert f"[supervise] cannot listen on {address}: " in log, log
+
+
+def test_an_ipv6_address_goes_in_brackets(tmp_path):
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            port = s.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    code = (
+        "import os, socket; "
+        "s = socket.socket(fileno=int(os.environ['GUNICORN_BIND'][5:])); "
+        "print('bound', s.getsockname()[:2], flush=True); "
+        "import time; time.sleep(60)"
+    )
+    proc = supervise(tmp_path, "--listen", f"[::1]:{port}", command=[sys.executable, "-c", code])
+    try:
+        log = tmp_path / "server.log"
+        deadline = time.monotonic() + 20
+        while "\nbound (" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert f"bound ('::1', {port})" in log.read_text()
+    finally:
+        stop(proc)
