@@ -13,9 +13,13 @@ connections made while gunicorn restarts wait for the next one instead of being 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from labctl import doctor, log, processes
@@ -116,10 +120,12 @@ class LocalBackend:
         argv: list[str],
         env: dict[str, str] | None = None,
         listen: str | None = None,
+        env_file: Path | None = None,
     ) -> None:
         """Start `argv` under a supervisor. `listen`: a host whose socket on this service's
         port the supervisor holds and hands to each server it starts (GUNICORN_BIND=fd://N),
-        so the port stays open across the server's restarts."""
+        so the port stays open across the server's restarts. `env_file`: settings the
+        supervisor reads again at each start (production's pinned version)."""
         self.clear_stale(name)
         pid = self.running_pid(name)
         if pid is not None:
@@ -137,6 +143,8 @@ class LocalBackend:
         if listen is not None:
             host = listen.strip("[]")
             options = ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        if env_file is not None:
+            options += ["--env-file", str(env_file)]
         with open(self.log_dir / f"{name}.log", "ab") as errlog:
             subprocess.Popen(  # detached: it outlives this command, `make down` stops it
                 [
@@ -162,7 +170,6 @@ class LocalBackend:
 
     def wait_http(self, name: str, url: str, timeout: float = START_TIMEOUT_S) -> None:
         """Wait for an endpoint; fail with the log's tail instead of hanging."""
-        import time
 
         started = time.monotonic()
 
@@ -184,6 +191,7 @@ class LocalBackend:
         print("\n".join(tail), file=sys.stderr)
 
     def stop_all(self) -> None:
+        self._stop_checker()
         stopped = False
         for name in SERVICES:
             self.clear_stale(name)
@@ -279,6 +287,8 @@ class LocalBackend:
         self.start(
             name,
             processes.gunicorn_command(self.bin),
+            # Production serves the version pinned there (a checked change moves it).
+            env_file=self.production_env_file if alias == "production" else None,
             # The supervisor holds the socket: a restarting server costs no refused connection.
             listen=self.s.bind,
             env={
@@ -297,7 +307,191 @@ class LocalBackend:
 
     def start_servers(self) -> None:
         self.serving_up("staging")
-        self.serving_up("production")
+        self.start_production()
+
+    # ---------------------------------------------------------- production
+    # Production is pinned to one version (SERVING_MODEL_VERSION in an env file its
+    # supervisor reads at each start) and changed the checked way (labctl.pipeline): the
+    # new version is started on a second server on a free port and smoke-tested there,
+    # then the alias moves, then the production server is replaced by the supervisor
+    # without a gap and in one event for all its workers (labctl.supervise, SIGHUP).
+    blue_green = True
+
+    @property
+    def production_env_file(self) -> Path:
+        return self.run_dir / "serving-production.env"
+
+    def pinned_production(self) -> str:
+        try:
+            text = self.production_env_file.read_text()
+        except OSError:
+            return ""
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "SERVING_MODEL_VERSION" and value.strip().isdigit():
+                return value.strip()
+        return ""
+
+    def _pin_production(self, version: str) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.production_env_file.with_suffix(".tmp")
+        tmp.write_text(
+            "# Written by make (labctl.local): the version the production server serves.\n"
+            f"SERVING_MODEL_VERSION={version}\n"
+        )
+        tmp.replace(self.production_env_file)
+
+    def production_alias(self) -> str:
+        from labctl.pipeline import production_version
+
+        version = production_version(self)
+        if not version:
+            raise LabError("the registry has no @production to serve: run make up to bootstrap")
+        return version
+
+    def start_production(self) -> None:
+        """The production server, on @production's version. A running one on another
+        version (the alias moved while nothing watched) is moved the checked way."""
+        version = self.production_alias()
+        self.clear_stale("serving-production")
+        if self.running_pid("serving-production") is None:
+            self._pin_production(version)
+            self.serving_up("production")
+            return
+        pinned = self.pinned_production()
+        if pinned == version:
+            self.serving_up("production")  # running: waits until it answers
+            return
+        log.warn(
+            f"@production is version {version} but production serves "
+            f"{('version ' + pinned) if pinned else 'its alias'}: moving it to {version}, "
+            "checked first"
+        )
+        url = self.prepare_production(version, "")
+        try:
+            self.gatekeeper("smoke", "--url", url, "--alias", "production", "--version", version)
+        except BaseException:
+            self.abort_production()
+            raise
+        self.switch_production()
+
+    def settle_production(self) -> None:
+        """Before a production change: no checking server left behind, and production on
+        its alias. Before the first production model (the bootstrap) nothing to settle."""
+        self._stop_checker()
+        if self.running_pid("serving-production") is not None:
+            self.start_production()
+
+    @property
+    def _checker_pidfile(self) -> Path:
+        return self.run_dir / "serving-production-check.pid"
+
+    def prepare_production(self, version: str, sha: str) -> str:
+        """A second production server pinned to `version`, on a free loopback port, one
+        worker, nothing captured; returns its URL. Clients still reach only production."""
+        self._stop_checker()
+        port = processes.free_port()
+        check_dir = self.s.lab_dir / "serving-production-check"
+        shutil.rmtree(check_dir, ignore_errors=True)
+        env = {
+            **self.runner.env,
+            "SERVING_MODEL_ALIAS": "production",
+            "SERVING_MODEL_VERSION": version,
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKERS": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(check_dir / "metrics"),
+            "SERVING_CACHE_DIR": str(check_dir / "cache"),
+            "SERVING_CAPTURE_SAMPLE": "0",
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_READER_USER,
+            "MLFLOW_TRACKING_PASSWORD": self.s.get("MLFLOW_READER_PASSWORD"),
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log.info(f"starting a production server on version {version} to check it (port {port})")
+        with open(self.log_dir / "serving-production-check.log", "ab") as out:
+            self._checker = subprocess.Popen(
+                processes.gunicorn_command(self.bin),
+                cwd=self.s.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._checker_pidfile.write_text(f"{self._checker.pid}\n")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            processes.wait_http(f"{url}/ready", START_TIMEOUT_S, proc=self._checker)
+        except (RuntimeError, TimeoutError) as exc:
+            self.print_log_tail("serving-production-check")
+            raise LabError(
+                f"the production server on version {version} did not come up: {exc}"
+            ) from exc
+        return url
+
+    def _stop_checker(self) -> None:
+        checker = getattr(self, "_checker", None)
+        if checker is not None:
+            processes.stop(checker)
+            self._checker = None
+        else:
+            try:
+                pid = int(self._checker_pidfile.read_text().strip())
+            except (OSError, ValueError):
+                pid = 0
+            if pid and "gunicorn" in process_command(pid):  # left by an interrupted change
+                processes.stop_pid(pid, timeout=20)
+        self._checker_pidfile.unlink(missing_ok=True)
+        shutil.rmtree(self.s.lab_dir / "serving-production-check", ignore_errors=True)
+
+    def abort_production(self) -> None:
+        """The checked version failed: its server stops; production never served it."""
+        self._stop_checker()
+        log.warn(f"production stays on version {self.pinned_production() or '(none)'}")
+
+    def switch_production(self) -> None:
+        """Production onto the version just checked (or @production's): the supervisor
+        starts a new server beside the running one and swaps them in one event. If the
+        new one fails, the running one serves on, on its version."""
+        self._stop_checker()
+        version = self.production_alias()
+        before = self.pinned_production()
+        self._pin_production(version)
+        name = "serving-production"
+        self.clear_stale(name)
+        pid = self.running_pid(name)
+        if pid is None:  # the bootstrap: nothing serves yet
+            self.serving_up("production")
+            return
+        status = self.run_dir / f"{name}.replaced.json"
+
+        def outcome() -> dict:
+            try:
+                return json.loads(status.read_text())
+            except (OSError, ValueError):
+                return {}
+
+        previous = outcome().get("generation")
+        log.info(f"switching production to version {version}")
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            result = outcome()
+            if result.get("generation") != previous and result.get("result"):
+                break
+            if time.monotonic() > deadline or self.running_pid(name) is None:
+                result = {"result": "failed", "reason": "the supervisor did not answer"}
+                break
+            time.sleep(0.1)
+        if result["result"] != "ok":
+            if before:
+                self._pin_production(before)
+            self.print_log_tail(name)
+            raise LabError(
+                f"production could not switch to version {version} ({result.get('reason')}); "
+                f"it serves version {before or '(unknown)'} as before (log above)"
+            )
+        log.good(f"production serves version {version}")
 
     def python(self, *args: str, capture: bool = False) -> Result:
         return self.runner.run([str(self.bin / "python"), *args], capture=capture)
@@ -326,8 +520,6 @@ class LocalBackend:
             [str(self.bin / "python"), "-m", "gatekeeper", "drift"],
             env={"DRIFT_CAPTURE_DIR": str(self.capture_dir), "DRIFT_REPORT_DIR": str(reports)},
         )
-
-    blue_green = False  # production follows its alias in one process (docker mode: blue/green)
 
     def roll(self, alias: str) -> None:
         """The servers follow their alias; make sure this one runs and answers, on the

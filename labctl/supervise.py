@@ -14,11 +14,21 @@ to every CMD it starts as an inherited file descriptor named in GUNICORN_BIND=fd
 The socket stays open for as long as the supervisor lives, so while CMD restarts, new
 connections wait in the kernel's listen backlog and the next CMD answers them, instead
 of being refused. It is closed when the supervisor is told to stop.
+
+--env-file PATH: KEY=VALUE lines added to CMD's environment, read again at each start.
+
+SIGHUP replaces CMD without a gap and without mixing the two: a new CMD starts beside
+the running one with SERVING_START_GATE=<file> (serving/gunicorn.conf.py: each worker
+loads its model, reports in `<file>.ready.<pid>`, and waits for <file>); once all its
+workers (GUNICORN_WORKERS) reported ready, the old CMD stops and finishes its requests,
+then the gate opens. A new CMD that fails is stopped and the old one serves on. The
+outcome is written to `<pidfile stem>.replaced.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -29,6 +39,19 @@ from pathlib import Path
 
 MAX_RESTARTS_PER_MINUTE = 5
 LISTEN_BACKLOG = 2048  # gunicorn's own default: it calls listen() again with its setting
+# How long a replacement may take to report every worker ready (a model load from MLflow).
+REPLACE_TIMEOUT_S = 120.0
+
+
+def replace_status_file(pidfile: Path) -> Path:
+    """Where the outcome of the last replacement (SIGHUP) is written, as JSON."""
+    return pidfile.with_name(f"{pidfile.stem}.replaced.json")
+
+
+def write_status(path: Path, generation: int, result: str, reason: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"generation": generation, "result": result, "reason": reason}))
+    os.replace(tmp, path)
 
 
 def backoff(restarts: int) -> float:
@@ -65,12 +88,52 @@ def open_listener(address: str) -> socket.socket:
     return sock
 
 
+def read_env_file(path: Path | None) -> dict[str, str]:
+    """KEY=VALUE lines (blank lines and # comments skipped); nothing when there is no file."""
+    if path is None:
+        return {}
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def gate_markers(gate: Path) -> dict[int, str]:
+    """What the workers of a gated CMD reported: {pid: "ok" or "error: ..."}."""
+    out = {}
+    for marker in gate.parent.glob(f"{gate.name}.ready.*"):
+        pid = marker.name.rsplit(".", 1)[1]
+        try:
+            out[int(pid)] = marker.read_text().strip() or "ok"
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def remove_gate(gate: Path) -> None:
+    gate.unlink(missing_ok=True)
+    for marker in gate.parent.glob(f"{gate.name}.ready.*"):
+        marker.unlink(missing_ok=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pidfile", required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument(
         "--listen", metavar="HOST:PORT", help="own this listening socket, pass it to CMD"
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        help="KEY=VALUE lines added to CMD's environment, read at each start",
     )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -83,7 +146,7 @@ def main() -> int:
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
 
     listener: socket.socket | None = None
-    env = None  # the children inherit this process's environment
+    base_env = dict(os.environ)
     pass_fds: tuple[int, ...] = ()
     if args.listen:
         try:
@@ -93,46 +156,129 @@ def main() -> int:
                 log.write(f"[supervise] cannot listen on {args.listen}: {exc}\n".encode())
             return 1
         pass_fds = (listener.fileno(),)
-        env = {**os.environ, "GUNICORN_BIND": f"fd://{listener.fileno()}"}
+        base_env["GUNICORN_BIND"] = f"fd://{listener.fileno()}"
 
+    status_file = replace_status_file(pidfile)
+    status_file.unlink(missing_ok=True)
     pidfile.write_text(f"{os.getpid()}\n")
 
     stopping = False
-    child: subprocess.Popen | None = None
+    replace_asked = False
+    children: list[subprocess.Popen] = []  # the running CMD, and its replacement while it starts
 
     def stop(signum, _frame):
         nonlocal stopping
         stopping = True
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            # No more starts: new connections are refused again as soon as the child has
-            # closed its copies, instead of queueing for a server that will not come.
-            # (Only with a child running: the fd number is then no longer needed for a
-            # start, and cannot be reused by one.)
-            if listener is not None:
-                listener.close()
+        running = [c for c in children if c.poll() is None]
+        for c in running:
+            c.send_signal(signal.SIGTERM)
+        # No more starts: new connections are refused again as soon as the children have
+        # closed their copies, instead of queueing for a server that will not come.
+        # (Only with a child running: the fd number is then no longer needed for a start,
+        # and cannot be reused by one.)
+        if running and listener is not None:
+            listener.close()
+
+    def ask_replace(signum, _frame):
+        nonlocal replace_asked
+        replace_asked = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, ask_replace)
+
+    def start(log, extra: dict[str, str] | None = None) -> subprocess.Popen:
+        env = {**base_env, **read_env_file(args.env_file), **(extra or {})}
+        log.write(f"[supervise] starting: {' '.join(command)}\n".encode())
+        child = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            pass_fds=pass_fds,
+        )
+        children.append(child)
+        if stopping:  # a signal that arrived while the child was being started
+            child.terminate()
+        return child, int(env.get("GUNICORN_WORKERS") or 1)
+
+    def end(child: subprocess.Popen, timeout: float = 30) -> None:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if child in children:
+            children.remove(child)
+
+    def replace(log, old: subprocess.Popen, generation: int) -> subprocess.Popen:
+        """Start a new CMD beside `old`, gated: its workers load, report, and wait. When
+        every one reported ready, `old` stops taking connections and finishes what it
+        has; then the gate opens. Connections in between wait in the listen queue, so a
+        client never gets the new CMD's answer and then the old one's. If the new CMD
+        fails, it is stopped and `old` serves on, untouched."""
+        gate = pidfile.with_name(f"{pidfile.stem}.gate{generation}")
+        remove_gate(gate)
+        new, workers = start(log, {"SERVING_START_GATE": str(gate)})
+        deadline = time.monotonic() + REPLACE_TIMEOUT_S
+        failure = ""
+        while not stopping:
+            reports = gate_markers(gate)
+            errors = [r for r in reports.values() if r != "ok"]
+            if errors:
+                failure = errors[0]
+            elif len(reports) >= workers:
+                break
+            elif new.poll() is not None:
+                failure = f"exited with {new.returncode} before it was ready"
+            elif time.monotonic() > deadline:
+                failure = f"not ready within {REPLACE_TIMEOUT_S:.0f} s"
+            if failure:
+                break
+            time.sleep(0.05)
+        if stopping:
+            failure = "stopped"
+        if failure:
+            log.write(
+                f"[supervise] replacement failed ({failure}): the running one stays\n".encode()
+            )
+            end(new)
+            remove_gate(gate)
+            write_status(status_file, generation, "failed", failure)
+            return old
+        end(old)
+        gate.touch()
+        for stale in pidfile.parent.glob(f"{pidfile.stem}.gate*"):  # earlier generations'
+            if stale.name != gate.name and not stale.name.startswith(f"{gate.name}."):
+                stale.unlink(missing_ok=True)
+        log.write(f"[supervise] replaced: PID {new.pid} serves\n".encode())
+        write_status(status_file, generation, "ok", "")
+        return new
 
     restarts: list[float] = []
+    generation = 0
     try:
         with open(args.log, "ab", buffering=0) as log:
             while not stopping:
-                log.write(f"[supervise] starting: {' '.join(command)}\n".encode())
-                child = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    pass_fds=pass_fds,
-                )
-                if stopping:  # a signal that arrived while the child was being started
-                    child.terminate()
-                child.wait()  # signal handlers still run: waitpid is retried after them (PEP 475)
+                child, _ = start(log)
+                while True:
+                    try:
+                        child.wait(timeout=0.2)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if stopping:
+                        break  # the child was sent SIGTERM; it is waited for below
+                    if replace_asked:
+                        replace_asked = False
+                        generation += 1
+                        child = replace(log, child, generation)
                 if stopping:
                     break
+                children.remove(child)
                 now = time.monotonic()
                 restarts = [t for t in restarts if now - t < 60] + [now]
                 log.write(f"[supervise] exited with {child.returncode}\n".encode())
@@ -140,15 +286,13 @@ def main() -> int:
                     log.write(b"[supervise] crashing repeatedly: giving up\n")
                     break
                 time.sleep(backoff(len(restarts)))
-            if child is not None and child.poll() is None:
-                try:
-                    child.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            for child in list(children):
+                end(child, timeout=20)
     finally:
         if listener is not None:
             listener.close()
+        for gate in pidfile.parent.glob(f"{pidfile.stem}.gate*"):
+            gate.unlink(missing_ok=True)
         pidfile.unlink(missing_ok=True)
     return 0
 

@@ -65,3 +65,26 @@ def child_exit(server, worker):
 def on_exit(server):
     if _OWN_METRICS_DIR is not None:
         shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+
+
+def post_worker_init(worker):
+    """A server started to replace a running one (labctl.supervise, on SIGHUP) is gated:
+    each worker says whether it holds its model, then waits for the gate to open before
+    it takes a connection, so that every worker switches on the same event."""
+    gate = os.environ.get("SERVING_START_GATE")
+    if not gate:
+        return
+    import time
+
+    holder = getattr(worker.wsgi, "extensions", {}).get("model_holder")
+    if holder is None or holder.current is not None:
+        report = "ok"
+    else:
+        report = f"error: worker {os.getpid()} has no model ({holder.last_error or 'not loaded'})"
+    marker = f"{gate}.ready.{os.getpid()}"
+    with open(f"{marker}.tmp", "w") as f:
+        f.write(report + "\n")
+    os.replace(f"{marker}.tmp", marker)
+    while not os.path.exists(gate) and worker.alive:  # a failed replacement stops it
+        time.sleep(0.01)
+        worker.notify()  # alive for the master while it waits

@@ -97,7 +97,7 @@ def test_a_roll_restarts_a_server_whose_serving_code_changed(local, monkeypatch)
     stopped: list[int] = []
     started: list[str] = []
 
-    def start(name, argv, env=None, listen=None):
+    def start(name, argv, env=None, listen=None, env_file=None):
         if name not in running:
             running[name] = 100 + len(started)
             started.append(name)
@@ -142,7 +142,9 @@ def test_a_model_servers_supervisor_holds_its_socket(settings_for, fake, monkeyp
     local.serving_up("production")
     [(argv, env)] = started
     assert argv[argv.index("--listen") + 1] == listen
-    assert argv.index("--listen") < argv.index("--") < argv.index("--listen") + 2 + 1
+    assert argv.index("--listen") < argv.index("--")
+    # production's pinned version, which the supervisor reads again at each start
+    assert argv[argv.index("--env-file") + 1] == str(local.production_env_file)
     assert "GUNICORN_BIND" not in env  # the supervisor sets it: fd://N
     assert env["SERVING_MODEL_ALIAS"] == "production"
 
@@ -156,3 +158,79 @@ def test_mlflow_is_started_without_a_socket_of_the_supervisors(local, monkeypatc
     local.start("mlflow", ["mlflow", "server"])
     [argv] = started
     assert "--listen" not in argv
+
+
+def running_production(local, monkeypatch, pinned: str, result: str = "ok", reason: str = ""):
+    """A running production supervisor pinned to `pinned` (a fake PID) that answers a
+    SIGHUP with `result`, as labctl.supervise does; returns the signals sent."""
+    import json
+    import signal
+
+    local._pin_production(pinned)
+    monkeypatch.setattr(
+        local, "running_pid", lambda name: 4242 if name == "serving-production" else None
+    )
+    sent = []
+
+    def kill(pid, sig):
+        assert (pid, sig) == (4242, signal.SIGHUP)
+        sent.append(local.pinned_production())  # what the new server will read
+        (local.run_dir / "serving-production.replaced.json").write_text(
+            json.dumps({"generation": len(sent), "result": result, "reason": reason})
+        )
+
+    monkeypatch.setattr("labctl.local.os.kill", kill)
+    monkeypatch.setattr(local, "print_log_tail", lambda name: None)
+    return sent
+
+
+def test_production_switches_by_replacing_its_server_on_the_new_pin(local, fake, monkeypatch):
+    fake.on("status --version-of production", stdout="5\n")
+    sent = running_production(local, monkeypatch, pinned="4")
+    local.switch_production()
+    assert sent == ["5"] and local.pinned_production() == "5"
+
+
+def test_a_failed_switch_keeps_production_on_its_version(local, fake, monkeypatch):
+    fake.on("status --version-of production", stdout="5\n")
+    sent = running_production(
+        local, monkeypatch, pinned="4", result="failed", reason="error: worker 9 has no model"
+    )
+    with pytest.raises(LabError, match=r"no model.*serves version 4 as before"):
+        local.switch_production()
+    assert sent == ["5"] and local.pinned_production() == "4"
+
+
+def test_production_on_another_version_than_its_alias_is_moved_checked_first(
+    local, fake, monkeypatch
+):
+    """make up with the alias moved behind the lab's back: the version is started and
+    smoke-tested on a second server before production changes; a failed check leaves
+    production as it was."""
+    from labctl.errors import CommandFailed
+
+    fake.on("status --version-of production", stdout="5\n").on("smoke", returncode=1)
+    sent = running_production(local, monkeypatch, pinned="4")
+    steps = []
+    monkeypatch.setattr(
+        local, "prepare_production", lambda v, sha: steps.append(f"check {v}") or "http://x"
+    )
+    monkeypatch.setattr(local, "_stop_checker", lambda: steps.append("stop check"))
+    with pytest.raises(CommandFailed):
+        local.start_production()
+    assert steps == ["check 5", "stop check"]
+    assert sent == [] and local.pinned_production() == "4"
+    assert fake.ran("smoke --url http://x --alias production --version 5")
+
+    fake.rules.pop(0)  # the smoke test passes now
+    steps.clear()
+    local.start_production()
+    assert steps == ["check 5", "stop check"] and sent == ["5"]
+
+
+def test_a_stopped_production_server_starts_on_the_alias(local, fake, monkeypatch):
+    fake.on("status --version-of production", stdout="6\n")
+    started = []
+    monkeypatch.setattr(local, "serving_up", started.append)
+    local.start_production()
+    assert started == ["production"] and local.pinned_production() == "6"

@@ -207,3 +207,146 @@ def test_an_ipv6_address_goes_in_brackets(tmp_path):
         assert f"bound ('::1', {port})" in log.read_text()
     finally:
         stop(proc)
+
+
+# The gate protocol of serving/gunicorn.conf.py, in a toy server that answers with its
+# VERSION and PID: a gated start reports in <gate>.ready.<pid> ("ok", or an error when
+# FAIL is set), then waits for <gate> before it takes a connection.
+GATED_SERVER = """
+import os, socket, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{os.environ['VERSION']} {os.getpid()}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+time.sleep(0.3)  # loading its model
+gate = os.environ.get("SERVING_START_GATE")
+if gate:
+    with open(f"{gate}.ready.{os.getpid()}", "w") as f:
+        f.write("error: no model" if os.environ.get("FAIL") else "ok")
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+server = HTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+server.socket.close()
+server.socket = socket.socket(fileno=int(os.environ["GUNICORN_BIND"][len("fd://"):]))
+server.serve_forever()
+"""
+
+
+def get_version(port: int) -> tuple[str, int]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        version, pid = conn.getresponse().read().decode().split()
+        return version, int(pid)
+    finally:
+        conn.close()
+
+
+def replaced(tmp_path, generation: int, timeout: float = 30) -> dict:
+    import json
+
+    status = tmp_path / "server.replaced.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = json.loads(status.read_text())
+            if result["generation"] == generation:
+                return result
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no replacement {generation} reported")
+
+
+def test_sighup_replaces_the_server_in_one_event_with_no_failed_request(tmp_path):
+    """The new server starts beside the old, gated; the old one stops, then the gate
+    opens: every request is answered, and no client gets the old version after the new."""
+    port = free_port()
+    env_file = tmp_path / "server.env"
+    env_file.write_text("# pinned\nVERSION=1\n")
+    proc = supervise(
+        tmp_path,
+        "--listen", f"127.0.0.1:{port}", "--env-file", str(env_file),
+        command=[sys.executable, "-c", GATED_SERVER],
+        env={"GUNICORN_WORKERS": "1"},
+    )  # fmt: skip
+    try:
+        version, old_pid = wait_until_version(port, "1")
+        env_file.write_text("VERSION=2\n")
+        seen: list[list[str]] = [[], [], []]
+        failures: list[str] = []
+        done = threading.Event()
+
+        def client(out: list[str]) -> None:
+            while not done.is_set():
+                try:
+                    out.append(get_version(port)[0])
+                except OSError as exc:
+                    failures.append(repr(exc))
+
+        threads = [threading.Thread(target=client, args=(out,)) for out in seen]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGHUP)
+        assert replaced(tmp_path, 1) == {"generation": 1, "result": "ok", "reason": ""}
+        time.sleep(0.3)
+        done.set()
+        for t in threads:
+            t.join(timeout=30)
+        assert failures == []
+        for out in seen:
+            assert out[0] == "1" and out[-1] == "2", out
+            assert "1" not in out[out.index("2") :], out  # never back to the old one
+        version, new_pid = get_version(port)
+        assert (version, new_pid != old_pid) == ("2", True)
+        with pytest.raises(ProcessLookupError):
+            os.kill(old_pid, 0)
+    finally:
+        stop(proc)
+    assert not list(tmp_path.glob("server.gate*"))
+
+
+def test_a_replacement_that_fails_leaves_the_running_server_as_it_was(tmp_path):
+    port = free_port()
+    env_file = tmp_path / "server.env"
+    env_file.write_text("VERSION=1\n")
+    proc = supervise(
+        tmp_path,
+        "--listen", f"127.0.0.1:{port}", "--env-file", str(env_file),
+        command=[sys.executable, "-c", GATED_SERVER],
+        env={"GUNICORN_WORKERS": "1"},
+    )  # fmt: skip
+    try:
+        _, old_pid = wait_until_version(port, "1")
+        env_file.write_text("VERSION=2\nFAIL=1\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        result = replaced(tmp_path, 1)
+        assert result["result"] == "failed" and "no model" in result["reason"], result
+        assert get_version(port) == ("1", old_pid)
+        assert "replacement failed (error: no model)" in (tmp_path / "server.log").read_text()
+    finally:
+        stop(proc)
+
+
+def wait_until_version(port: int, version: str, timeout: float = 20) -> tuple[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = get_version(port)
+            if answer[0] == version:
+                return answer
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"version {version} never answered on {port}")
+        time.sleep(0.05)

@@ -354,3 +354,30 @@ def test_a_promotion_across_two_commits_under_load_fails_nothing_and_never_goes_
     image = compose("ps", "--format", "{{.Image}}", live).strip()
     assert image.endswith(f":{other}"), image
     assert served_version(lab.production) == candidate
+
+
+def test_a_local_production_change_is_checked_first_and_switches_in_one_event(lab, settled):
+    """Local mode: the new version is smoke-tested on a second server before production
+    changes; then the production server is replaced without a gap, every worker at once:
+    no failed request, and no client gets the older version after the newer one."""
+    if lab.mode != "local":
+        pytest.skip("docker mode: the promotion across two commits checks the same")
+    from tests.support.load import Load
+
+    before = settled["production"]
+    to_staging(lab)
+    candidate = lab.aliases()["staging"]
+    assert candidate != before
+    with Load(lab.production, clients=3) as load:
+        time.sleep(1)
+        r = lab.make("promote", "TO=production")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        time.sleep(2)
+    output = r.stdout + r.stderr
+    assert f"starting a production server on version {candidate} to check it" in output, output
+    assert f"switching production to version {candidate}" in output, output
+    assert load.failed() == {}, load.report("local promotion")
+    for seen in load.by_client:
+        assert seen and seen[0] == before and seen[-1] == candidate, seen
+        assert before not in seen[seen.index(candidate) :], seen
+    assert served_version(lab.production) == candidate
