@@ -522,9 +522,10 @@ class LocalBackend:
         )
 
     def roll(self, alias: str) -> None:
-        """The servers follow their alias; make sure this one runs and answers, on the
-        working tree's serving code: a server started on other code is restarted (docker
-        mode rolls a server onto the image of its version's commit)."""
+        """Staging follows its alias, production its pinned version; make sure this one
+        runs and answers, on the working tree's serving code: a server started on other
+        code is restarted (docker mode rolls a server onto the image of its version's
+        commit)."""
         name = f"serving-{alias}"
         self.clear_stale(name)
         pid = self.running_pid(name)
