@@ -13,7 +13,6 @@ connections made while gunicorn restarts wait for the next one instead of being 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from labctl import doctor, log, processes
+from labctl import doctor, log, processes, supervise
 from labctl.errors import LabError
 from labctl.runner import Result, Runner
 from labctl.settings import MLFLOW_READER_USER, Settings, ensure_env, reload
@@ -463,26 +462,15 @@ class LocalBackend:
         if pid is None:  # the bootstrap: nothing serves yet
             self.serving_up("production")
             return
-        status = self.run_dir / f"{name}.replaced.json"
-
-        def outcome() -> dict:
-            try:
-                return json.loads(status.read_text())
-            except (OSError, ValueError):
-                return {}
-
-        previous = outcome().get("generation")
+        previous = supervise.replace_outcome(self.pidfile(name)).get("generation")
         log.info(f"switching production to version {version}")
         os.kill(pid, signal.SIGHUP)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            result = outcome()
-            if result.get("generation") != previous and result.get("result"):
-                break
-            if time.monotonic() > deadline or self.running_pid(name) is None:
-                result = {"result": "failed", "reason": "the supervisor did not answer"}
-                break
-            time.sleep(0.1)
+        result = supervise.wait_replaced(
+            self.pidfile(name),
+            previous,
+            START_TIMEOUT_S,
+            alive=lambda: self.running_pid(name) is not None,
+        )
         if result["result"] != "ok":
             if before:
                 self._pin_production(before)

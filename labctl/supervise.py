@@ -48,6 +48,28 @@ def replace_status_file(pidfile: Path) -> Path:
     return pidfile.with_name(f"{pidfile.stem}.replaced.json")
 
 
+def replace_outcome(pidfile: Path) -> dict:
+    """The last replacement's outcome ({"generation", "result", "reason"}), {} before any."""
+    try:
+        outcome = json.loads(replace_status_file(pidfile).read_text())
+    except (OSError, ValueError):
+        return {}
+    return outcome if isinstance(outcome, dict) else {}
+
+
+def wait_replaced(pidfile: Path, after: object, timeout: float, alive=lambda: True) -> dict:
+    """The outcome of the replacement that follows generation `after`; a failed one when
+    none is reported within `timeout` seconds or `alive()` turns false."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = replace_outcome(pidfile)
+        if outcome.get("generation") != after and outcome.get("result"):
+            return outcome
+        if time.monotonic() > deadline or not alive():
+            return {"result": "failed", "reason": "the supervisor did not report a replacement"}
+        time.sleep(0.05)
+
+
 def write_status(path: Path, generation: int, result: str, reason: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"generation": generation, "result": result, "reason": reason}))

@@ -15,7 +15,7 @@ import pytest
 
 from labctl.processes import free_port
 from labctl.settings import ROOT
-from labctl.supervise import MAX_RESTARTS_PER_MINUTE, backoff
+from labctl.supervise import MAX_RESTARTS_PER_MINUTE, backoff, wait_replaced
 
 # A tiny HTTP server that answers every request with its own PID. It serves on the socket
 # named in GUNICORN_BIND=fd://N (as gunicorn does), else binds PORT itself.
@@ -251,20 +251,20 @@ def get_version(port: int) -> tuple[str, int]:
         conn.close()
 
 
-def replaced(tmp_path, generation: int, timeout: float = 30) -> dict:
-    import json
+def replaced(tmp_path, generation: int) -> dict:
+    outcome = wait_replaced(tmp_path / "server.pid", generation - 1, timeout=30)
+    assert outcome.get("generation") == generation, outcome
+    return outcome
 
-    status = tmp_path / "server.replaced.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = json.loads(status.read_text())
-            if result["generation"] == generation:
-                return result
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"no replacement {generation} reported")
+
+def gated_supervisor(tmp_path, port: int, env_file) -> subprocess.Popen:
+    """The gated toy server under a supervisor holding its socket, one worker."""
+    return supervise(
+        tmp_path,
+        "--listen", f"127.0.0.1:{port}", "--env-file", str(env_file),
+        command=[sys.executable, "-c", GATED_SERVER],
+        env={"GUNICORN_WORKERS": "1"},
+    )  # fmt: skip
 
 
 def test_sighup_replaces_the_server_in_one_event_with_no_failed_request(tmp_path):
@@ -273,12 +273,7 @@ def test_sighup_replaces_the_server_in_one_event_with_no_failed_request(tmp_path
     port = free_port()
     env_file = tmp_path / "server.env"
     env_file.write_text("# pinned\nVERSION=1\n")
-    proc = supervise(
-        tmp_path,
-        "--listen", f"127.0.0.1:{port}", "--env-file", str(env_file),
-        command=[sys.executable, "-c", GATED_SERVER],
-        env={"GUNICORN_WORKERS": "1"},
-    )  # fmt: skip
+    proc = gated_supervisor(tmp_path, port, env_file)
     try:
         version, old_pid = wait_until_version(port, "1")
         env_file.write_text("VERSION=2\n")
@@ -320,12 +315,7 @@ def test_a_replacement_that_fails_leaves_the_running_server_as_it_was(tmp_path):
     port = free_port()
     env_file = tmp_path / "server.env"
     env_file.write_text("VERSION=1\n")
-    proc = supervise(
-        tmp_path,
-        "--listen", f"127.0.0.1:{port}", "--env-file", str(env_file),
-        command=[sys.executable, "-c", GATED_SERVER],
-        env={"GUNICORN_WORKERS": "1"},
-    )  # fmt: skip
+    proc = gated_supervisor(tmp_path, port, env_file)
     try:
         _, old_pid = wait_until_version(port, "1")
         env_file.write_text("VERSION=2\nFAIL=1\n")
