@@ -5,6 +5,11 @@ could interleave their image retag, alias move, server roll and smoke test. The 
 one is refused at once with who holds the lock, and nothing moves. The lock is an
 advisory `flock` on a file in the lab's folder: the kernel releases it when its holder
 exits, however it exits, so a killed command never leaves the lab locked.
+
+The commands run while it is held (the gatekeeper, `docker compose run`) inherit it
+(labctl.runner passes `held()` on): if make itself is killed while the gatekeeper moves
+an alias, the lock stays held until the gatekeeper has finished too, so no second
+promotion can start in the middle of the first one's move.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ try:
     import fcntl
 except ImportError:  # native Windows: the lab runs under WSL2, where fcntl exists
     fcntl = None  # type: ignore[assignment]
+
+
+_held: set[int] = set()
+
+
+def held() -> tuple[int, ...]:
+    """The descriptors of the locks this process holds, for its children to inherit."""
+    return tuple(sorted(_held))
 
 
 @contextlib.contextmanager
@@ -44,6 +57,8 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
         os.ftruncate(fd, 0)
         stamp = time.strftime("%H:%M:%S")
         os.pwrite(fd, f"{what} (PID {os.getpid()}, since {stamp})\n".encode(), 0)
+        _held.add(fd)
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        _held.discard(fd)
+        os.close(fd)  # closing the last descriptor (children's included) releases the lock

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from labctl import lock
 from labctl.errors import CommandFailed
 
 
@@ -55,6 +56,7 @@ class Runner:
                 stdin=subprocess.PIPE if input is not None else stdin,
                 stdout=out,
                 stderr=err,
+                pass_fds=lock.held(),  # a promotion's lock outlives make while its steps run
             )
         except FileNotFoundError as exc:
             if check:

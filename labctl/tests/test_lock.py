@@ -78,3 +78,46 @@ def test_promote_and_rollback_take_the_lock_before_moving_anything(settings_for,
         assert b.steps == []
     finally:
         release(holder)
+
+
+def test_a_step_still_running_when_make_is_killed_keeps_the_lock(tmp_path):
+    """make killed while the gatekeeper moves an alias: the gatekeeper (a command run
+    through labctl.runner under the lock) holds it until it ends, not a moment less."""
+    import os
+    import signal
+    import time
+
+    path = tmp_path / "promote.lock"
+    step_done = tmp_path / "step-done"
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        from pathlib import Path
+        from labctl import lock
+        from labctl.runner import Runner
+        with lock.exclusive(Path({str(path)!r}), "make promote TO=production"):
+            print("held", flush=True)
+            Runner(Path.cwd(), os.environ).run([sys.executable, "-c",
+                "import time, pathlib; time.sleep(2); pathlib.Path({str(step_done)!r}).touch()"])
+        """
+    )
+    make = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert make.stdout.readline().strip() == "held"
+    time.sleep(0.3)  # the step has started
+    os.kill(make.pid, signal.SIGKILL)
+    make.wait(timeout=10)
+    make.stdout.close()
+    with (
+        pytest.raises(LabError, match="one promotion or rollback at a time"),
+        lock.exclusive(path, "make rollback"),
+    ):
+        pytest.fail("entered the lock while the step still ran")
+    deadline = time.monotonic() + 10
+    while not step_done.exists():
+        assert time.monotonic() < deadline, "the step never finished"
+        time.sleep(0.05)
+    time.sleep(0.2)  # the step's process exits right after writing its file
+    with lock.exclusive(path, "make rollback"):  # free once the step is done
+        pass
