@@ -20,7 +20,7 @@ from labctl.supervise import MAX_RESTARTS_PER_MINUTE, backoff, wait_replaced
 # A tiny HTTP server that answers every request with its own PID. It serves on the socket
 # named in GUNICORN_BIND=fd://N (as gunicorn does), else binds PORT itself.
 SERVER = """
-import os, socket
+import os, signal, socket, threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Handler(BaseHTTPRequestHandler):
@@ -41,7 +41,10 @@ if bind.startswith("fd://"):
     server.socket = socket.socket(fileno=int(bind[len("fd://"):]))
 else:
     server = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+# As gunicorn does on SIGTERM: stop taking connections, finish the request in hand.
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
 server.serve_forever()
+server.server_close()
 """
 
 
@@ -213,7 +216,7 @@ def test_an_ipv6_address_goes_in_brackets(tmp_path):
 # VERSION and PID: a gated start reports in <gate>.ready.<pid> ("ok", or an error when
 # FAIL is set), then waits for <gate> before it takes a connection.
 GATED_SERVER = """
-import os, socket, time
+import os, signal, socket, threading, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Handler(BaseHTTPRequestHandler):
@@ -237,6 +240,8 @@ if gate:
 server = HTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
 server.socket.close()
 server.socket = socket.socket(fileno=int(os.environ["GUNICORN_BIND"][len("fd://"):]))
+# As gunicorn does on SIGTERM: stop taking connections, finish the request in hand.
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
 server.serve_forever()
 """
 
@@ -285,7 +290,7 @@ def test_sighup_replaces_the_server_in_one_event_with_no_failed_request(tmp_path
             while not done.is_set():
                 try:
                     out.append(get_version(port)[0])
-                except OSError as exc:
+                except (OSError, http.client.HTTPException) as exc:
                     failures.append(repr(exc))
 
         threads = [threading.Thread(target=client, args=(out,)) for out in seen]
