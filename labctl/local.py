@@ -331,14 +331,26 @@ class LocalBackend:
                 return value.strip()
         return ""
 
+    def _production_cache(self, version: str) -> Path:
+        """Each pinned version keeps its own last good copy: a server starting beside the
+        running one (a switch) never prunes the copy the running one restarts from."""
+        return self.s.lab_dir / "serving-cache-production" / f"v{version}"
+
     def _pin_production(self, version: str) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.production_env_file.with_suffix(".tmp")
         tmp.write_text(
             "# Written by make (labctl.local): the version the production server serves.\n"
             f"SERVING_MODEL_VERSION={version}\n"
+            f"SERVING_CACHE_DIR={self._production_cache(version)}\n"
         )
         tmp.replace(self.production_env_file)
+
+    def _forget_other_caches(self, version: str) -> None:
+        keep = self._production_cache(version)
+        for folder in keep.parent.glob("v*"):
+            if folder != keep:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def production_alias(self) -> str:
         from labctl.pipeline import production_version
@@ -366,8 +378,8 @@ class LocalBackend:
             f"{('version ' + pinned) if pinned else 'its alias'}: moving it to {version}, "
             "checked first"
         )
-        url = self.prepare_production(version, "")
         try:
+            url = self.prepare_production(version, "")
             self.gatekeeper("smoke", "--url", url, "--alias", "production", "--version", version)
         except BaseException:
             self.abort_production()
@@ -462,6 +474,16 @@ class LocalBackend:
         if pid is None:  # the bootstrap: nothing serves yet
             self.serving_up("production")
             return
+        if "--env-file" not in process_command(pid):
+            # A server started before production was pinned: its supervisor cannot swap
+            # servers (SIGHUP would end it). Restart it, once, with a short gap.
+            log.warn("production's server predates pinned versions: restarting it once")
+            processes.stop_pid(pid, timeout=30)
+            self.pidfile(name).unlink(missing_ok=True)
+            self.serving_up("production")
+            self._forget_other_caches(version)
+            log.good(f"production serves version {version}")
+            return
         previous = supervise.replace_outcome(self.pidfile(name)).get("generation")
         log.info(f"switching production to version {version}")
         os.kill(pid, signal.SIGHUP)
@@ -479,6 +501,9 @@ class LocalBackend:
                 f"production could not switch to version {version} ({result.get('reason')}); "
                 f"it serves version {before or '(unknown)'} as before (log above)"
             )
+        # The new server runs the working tree's serving code (a later roll keeps it).
+        self.codefile(name).write_text(self.serving_code() + "\n")
+        self._forget_other_caches(version)
         log.good(f"production serves version {version}")
 
     def python(self, *args: str, capture: bool = False) -> Result:

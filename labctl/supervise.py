@@ -182,7 +182,6 @@ def main() -> int:
 
     status_file = replace_status_file(pidfile)
     status_file.unlink(missing_ok=True)
-    pidfile.write_text(f"{os.getpid()}\n")
 
     stopping = False
     replace_asked = False
@@ -191,15 +190,9 @@ def main() -> int:
     def stop(signum, _frame):
         nonlocal stopping
         stopping = True
-        running = [c for c in children if c.poll() is None]
-        for c in running:
-            c.send_signal(signal.SIGTERM)
-        # No more starts: new connections are refused again as soon as the children have
-        # closed their copies, instead of queueing for a server that will not come.
-        # (Only with a child running: the fd number is then no longer needed for a start,
-        # and cannot be reused by one.)
-        if running and listener is not None:
-            listener.close()
+        for c in children:
+            if c.poll() is None:
+                c.send_signal(signal.SIGTERM)
 
     def ask_replace(signum, _frame):
         nonlocal replace_asked
@@ -208,6 +201,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, ask_replace)
+    pidfile.write_text(f"{os.getpid()}\n")  # signals to it are handled from here on
 
     def start(log, extra: dict[str, str] | None = None) -> subprocess.Popen:
         env = {**base_env, **read_env_file(args.env_file), **(extra or {})}
@@ -223,7 +217,7 @@ def main() -> int:
         children.append(child)
         if stopping:  # a signal that arrived while the child was being started
             child.terminate()
-        return child, int(env.get("GUNICORN_WORKERS") or 1)
+        return child, int(env.get("GUNICORN_WORKERS") or 2)  # gunicorn.conf.py's default
 
     def end(child: subprocess.Popen, timeout: float = 30) -> None:
         if child.poll() is None:
@@ -308,6 +302,10 @@ def main() -> int:
                     log.write(b"[supervise] crashing repeatedly: giving up\n")
                     break
                 time.sleep(backoff(len(restarts)))
+            # No more starts: new connections are refused from now on, instead of
+            # queueing for a server that will not come, while the children finish.
+            if listener is not None:
+                listener.close()
             for child in list(children):
                 end(child, timeout=20)
     finally:

@@ -79,16 +79,20 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 def handler(hold_seconds: float = HOLD_SECONDS, where=live_colour):
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         started = time.monotonic()
-        upstream = await connect(started + hold_seconds, where)
-        if upstream is None:
-            log(f"no live colour answered within {hold_seconds:.0f} s: connection closed")
+        try:
+            upstream = await connect(started + hold_seconds, where)
+            if upstream is None:
+                log(f"no live colour answered within {hold_seconds:.0f} s: connection closed")
+                return
+            waited = time.monotonic() - started
+            if waited > 0.5:
+                log(f"held a connection {waited:.1f} s until the live colour answered")
+            server_r, server_w = upstream
+            await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+        except Exception as exc:  # never leave nginx waiting on a connection we dropped
+            log(f"connection dropped: {exc!r}")
+        finally:
             client_w.close()
-            return
-        waited = time.monotonic() - started
-        if waited > 0.5:
-            log(f"held a connection {waited:.1f} s until the live colour answered")
-        server_r, server_w = upstream
-        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
 
     return handle
 

@@ -181,6 +181,11 @@ def running_production(local, monkeypatch, pinned: str, result: str = "ok", reas
 
     monkeypatch.setattr("labctl.local.os.kill", kill)
     monkeypatch.setattr(local, "print_log_tail", lambda name: None)
+    monkeypatch.setattr(
+        "labctl.local.process_command",
+        lambda pid: f"python -m labctl.supervise --env-file {local.production_env_file} --",
+    )
+    monkeypatch.setattr(local, "serving_code", lambda: "code")
     return sent
 
 
@@ -234,3 +239,31 @@ def test_a_stopped_production_server_starts_on_the_alias(local, fake, monkeypatc
     monkeypatch.setattr(local, "serving_up", started.append)
     local.start_production()
     assert started == ["production"] and local.pinned_production() == "6"
+
+
+def test_a_server_from_before_pinned_versions_is_restarted_not_signalled(local, fake, monkeypatch):
+    """Its supervisor has no SIGHUP handler (SIGHUP would end it and orphan gunicorn)."""
+    fake.on("status --version-of production", stdout="5\n")
+    sent = running_production(local, monkeypatch, pinned="4")
+    monkeypatch.setattr(
+        "labctl.local.process_command", lambda pid: "python -m labctl.supervise --pidfile x --"
+    )
+    stopped, started = [], []
+    monkeypatch.setattr("labctl.local.processes.stop_pid", lambda pid, timeout: stopped.append(pid))
+    monkeypatch.setattr(local, "serving_up", started.append)
+    local.switch_production()
+    assert sent == [] and stopped == [4242] and started == ["production"]
+    assert local.pinned_production() == "5"
+
+
+def test_a_switch_keeps_only_the_new_versions_cache_and_records_the_code(local, fake, monkeypatch):
+    fake.on("status --version-of production", stdout="5\n")
+    running_production(local, monkeypatch, pinned="4")
+    for version in ("3", "4", "5"):
+        local._production_cache(version).mkdir(parents=True)
+    local.switch_production()
+    assert sorted(p.name for p in local._production_cache("5").parent.iterdir()) == ["v5"]
+    assert local.codefile("serving-production").read_text().strip() == "code"
+    assert f"SERVING_CACHE_DIR={local._production_cache('5')}" in (
+        local.production_env_file.read_text()
+    )
