@@ -29,8 +29,8 @@ def criteria(lab):
         yield criterion(
             f"the {alias} server serves the version @{alias} names",
             lambda alias=alias: (
-                {"served": lab.served(alias)["version"]}
-                if lab.served(alias)["version"] == aliases.get(alias)
+                {"served": aliases[alias]}
+                if lab.served_settled(alias, aliases.get(alias))["version"] == aliases.get(alias)
                 else False
             ),
             f"the server polls the registry: wait a few seconds, then make smoke ALIAS={alias}",

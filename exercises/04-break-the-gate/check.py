@@ -70,7 +70,7 @@ def criteria(lab):
             version = aliases[alias]
             if lab.version(version)["tags"].get("gate.verdict") != "passed":
                 return False
-            if lab.served(alias)["version"] != version:
+            if lab.served_settled(alias, version)["version"] != version:
                 return False
             out[alias] = version
         return out

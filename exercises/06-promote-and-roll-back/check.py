@@ -39,7 +39,7 @@ def criteria(lab):
         production = aliases["production"]
         ok = (
             production == facts["previous"]
-            and lab.served("production")["version"] == production
+            and lab.served_settled("production", production)["version"] == production
             and facts["version"] not in (aliases.get("staging"), production)
         )
         return {"production": production} if ok else False

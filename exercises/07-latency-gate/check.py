@@ -72,7 +72,7 @@ def criteria(lab):
             and lab.git("diff", "--quiet", slow["tags"]["git_sha"], sha, "--", TRAIN_PY).returncode
             == 1
             and not _is_forest(lab, mv)
-            and lab.served("production")["version"] == version
+            and lab.served_settled("production", version)["version"] == version
         )
         found["fast"] = mv
         return {"version": version, "git_sha": sha} if ok else False

@@ -270,7 +270,7 @@ def criteria(lab):
         b_version, b_sha = facts["broken"]
         version = lab.aliases()["staging"]
         sha = lab.version(version)["tags"].get("git_sha", "")
-        served = lab.served("staging")
+        served = lab.served_settled("staging", version)
         ok = (
             int(version) > int(b_version)
             and lab.clean_commit(sha)
@@ -296,7 +296,7 @@ def criteria(lab):
     def production_clean():
         version = lab.aliases()["production"]
         sha = lab.version(version)["tags"].get("git_sha", "")
-        served = lab.served("production")
+        served = lab.served_settled("production", version)
         ok = (
             served.get("version") == version
             and served.get("git_sha") == sha

@@ -138,7 +138,7 @@ def criteria(lab):
 
     def answers_are_what_staging_serves():
         a = lab.answers("ex11")
-        served = lab.served("staging")
+        served = lab.served_settled("staging", facts["version"])
         if served["version"] != facts["version"]:
             return False
         if served.get("git_sha") != facts["sha"]:

@@ -15,7 +15,7 @@ def solve(lab):
     make(lab, "train")
     make(lab, "gate")
     make(lab, "promote", "TO=staging")
-    served = lab.served("staging")
+    served = lab.served_settled("staging", lab.aliases()["staging"])
     family = lab.version(served["version"])["tags"].get("model_family", "")
     values = {"family": family, "predict_path": served["predict_path"]}
     answers.update(lab.root, "ex11", values)

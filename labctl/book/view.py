@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import tomllib
 import urllib.error
 import urllib.parse
@@ -45,6 +46,9 @@ def _basic(user: str, password: str) -> str:
 
 class Lab:
     """What a check may look at. Every method only reads."""
+
+    # How long a server may take to follow its alias: a poll interval (5 s) and a load.
+    settle_s = 15.0
 
     def __init__(self, settings: Settings, mode: str):
         self.s = settings
@@ -204,6 +208,18 @@ class Lab:
         if r.status != 200:
             raise Unanswered(f"the {alias} server answers /model with HTTP {r.status}")
         return r.json()
+
+    def served_settled(self, alias: str, version: str) -> dict:
+        """The server's /model answer once it serves `version`, or its last answer when it
+        still does not after `settle_s`: each worker follows its alias on its own poll
+        clock, so one may answer the previous version for a poll interval after another
+        has switched."""
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            served = self.served(alias)
+            if served.get("version") == version or time.monotonic() >= deadline:
+                return served
+            time.sleep(0.5)
 
     def predict(self, alias: str, rows: list) -> Http:
         return self.http(f"{self.urls[alias]}/predict", method="POST", body={"instances": rows})

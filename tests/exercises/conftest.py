@@ -144,6 +144,8 @@ def mlflow_api():
 class FakeLab(Lab):
     """A Lab whose reads come from a recorded lab instead of HTTP."""
 
+    settle_s = 0.0  # a recorded server does not move while it is asked
+
     def __init__(self, tmp_path: Path, state: dict, mode: str = "local", mlflow_url: str = ""):
         self.state = state
         self.mode = mode

@@ -4,6 +4,7 @@ and the shortcuts a student might take fail."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
@@ -308,3 +309,21 @@ def test_the_tour_does_not_pass_an_image_answer_without_a_registry(fake_lab):
     lab = fake_lab(mode="docker", state=state)
     lab.write_answers(EX1)
     assert "production_image_sha names production's image" in " ".join(failed(lab, 1))
+
+
+def test_a_server_whose_workers_lag_is_asked_again_until_it_serves_the_version(fake_lab):
+    lab = fake_lab()
+    lab.settle_s = 5.0
+    answers_given = iter(["1", "2", "1", "2"])  # two workers, one still on the old version
+    lab.served = lambda alias: {"version": next(answers_given)}
+    assert lab.served_settled("staging", "1") == {"version": "1"}
+    assert lab.served_settled("staging", "1") == {"version": "1"}  # asked twice: 2, then 1
+
+
+def test_a_server_that_never_serves_the_version_gives_its_last_answer_in_time(fake_lab):
+    lab = fake_lab()
+    lab.settle_s = 1.0
+    lab.served = lambda alias: {"version": "1"}
+    t0 = time.monotonic()
+    assert lab.served_settled("staging", "2") == {"version": "1"}
+    assert 1.0 <= time.monotonic() - t0 < 3.0
