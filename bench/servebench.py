@@ -8,19 +8,24 @@ In one run on one machine it trains and registers a model on a private MLflow se
 starts the five servers on 127.0.0.1 with the same worker count, and loads each with the
 same `wrk` settings, single rows and 64-row batches, alternating the order over several
 rounds. It prints a table (requests/s, p50/p95/p99, failures, server and client CPU),
-writes JSON and Markdown reports, and ends with exactly five lines:
+each server's resident memory per worker after the load, writes JSON and Markdown
+reports, and ends with exactly these lines:
 
-    ours/mlflow-serve rps ratio: X.X
-    ours/floor rps ratio: X.X
     ours/ours-sync rps ratio: X.XX
     ours-capture/ours rps ratio: X.XX
     ours/mlflow-serve invocations rps ratio: X.X
+    ours/mlflow-serve rps ratio: X.X
+    ours/floor rps ratio: X.X
+    ours rss per worker: N MB
 
-(single-row medians). `ours` serves without recording; `ours-capture` is the same server
-recording every request (SERVING_CAPTURE_SAMPLE=1, as the lab runs it): that line is
-what capture costs. `ours-invocations` is `ours` again, asked through MLflow's
-`POST /invocations` with the very body `mlflow models serve` gets: the last line compares
-the two servers on the same protocol. Every load run is bounded in time and targets 127.0.0.1 only.
+(single-row medians; the RSS is the median over our server's workers, each process's own
+resident set as `ps` shows it, shared pages included).
+
+`ours` serves without recording; `ours-capture` is the same server recording every
+request (SERVING_CAPTURE_SAMPLE=1, as the lab runs it): its line is what capture costs.
+`ours-invocations` is `ours` again, asked through MLflow's `POST /invocations` with the
+very body `mlflow models serve` gets: its line compares the two servers on the same
+protocol. Every load run is bounded in time and targets 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -108,16 +113,26 @@ def medians(samples: list[Sample]) -> dict[tuple[str, str], dict]:
     return out
 
 
-def ratio_lines(med: dict) -> list[str]:
+def ratio_lines(med: dict, rss: dict[str, list[float]]) -> list[str]:
+    """The report's last lines; the last three are the ones the serving targets name."""
     ours = med[("ours", "single")]["rps"]
     mlflow_serve = med[("mlflow-serve", "single")]["rps"]
     return [
-        f"ours/mlflow-serve rps ratio: {ours / med[('mlflow-serve', 'single')]['rps']:.1f}",
-        f"ours/floor rps ratio: {ours / med[('floor', 'single')]['rps']:.1f}",
         f"ours/ours-sync rps ratio: {ours / med[('ours-sync', 'single')]['rps']:.2f}",
         f"ours-capture/ours rps ratio: {med[('ours-capture', 'single')]['rps'] / ours:.2f}",
         "ours/mlflow-serve invocations rps ratio: "
         f"{med[('ours-invocations', 'single')]['rps'] / mlflow_serve:.1f}",
+        f"ours/mlflow-serve rps ratio: {ours / mlflow_serve:.1f}",
+        f"ours/floor rps ratio: {ours / med[('floor', 'single')]['rps']:.1f}",
+        f"ours rss per worker: {statistics.median(rss['ours']):.0f} MB",
+    ]
+
+
+def rss_lines(rss: dict[str, list[float]]) -> list[str]:
+    return [
+        f"- {server}: {statistics.median(values):.0f} MB per worker "
+        f"({', '.join(f'{v:.0f}' for v in values)})"
+        for server, values in rss.items()
     ]
 
 
@@ -164,9 +179,18 @@ def _tree_cpu(pid: int) -> float:
 
 
 def _worker_rss_mb(pid: int) -> list[float]:
+    """RSS (MB) of a server's workers: the processes of its tree that have no children
+    (gunicorn: master -> workers; mlflow models serve: mlflow -> uvicorn -> workers)."""
     import psutil
 
-    return [round(c.memory_info().rss / 1e6, 1) for c in psutil.Process(pid).children()]
+    found = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if not p.children():
+                found.append(round(p.memory_info().rss / 1e6, 1))
+        except psutil.NoSuchProcess:
+            pass
+    return sorted(found)
 
 
 def run_wrk(url: str, body_file: Path, seconds: float, connections: int, threads: int):
@@ -417,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"p99 {sample.p99_ms:6.1f} ms failures {sample.failures}",
                         flush=True,
                     )
-        rss = _worker_rss_mb(pids["ours"])
+        rss = {s: _worker_rss_mb(pids[s]) for s in SERVERS if s not in SAME_AS}
     finally:
         for p in reversed(procs):
             if p.poll() is None:
@@ -433,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: kept {tmp}")
 
     med = medians(samples)
-    ratios = ratio_lines(med)
+    ratios = ratio_lines(med, rss)
     p99_ratio = med[("mlflow-serve", "single")]["p99_ms"] / max(
         med[("ours", "single")]["p99_ms"], 1e-9
     )
@@ -443,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.servebench "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "settings": vars(args),
-        "ours_worker_rss_mb": rss,
+        "worker_rss_mb": rss,
         "serving_image": _image_size(),
         "mlflow_serve_p99_over_ours": round(p99_ratio, 1),
     }
@@ -457,7 +481,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             table(med),
             "",
-            f"- our worker RSS: {', '.join(f'{r} MB' for r in rss)}",
+            "Resident memory per worker after the load (RSS, MB):",
+            "",
+            *rss_lines(rss),
+            "",
             f"- serving image: {info['serving_image']}",
             f"- p99, mlflow-serve / ours (single row): {p99_ratio:.1f}",
             *[f"- {line}" for line in ratios],
@@ -480,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(med))
     print()
-    print(f"our worker RSS (MB): {rss}; serving image: {info['serving_image']}")
+    print("\n".join(rss_lines(rss)))
+    print(f"serving image: {info['serving_image']}")
     print(f"p99 mlflow-serve/ours (single row): {p99_ratio:.1f}")
     print(f"reports: {out / 'results.md'}, {out / 'results.json'}")
     for line in ratios:

@@ -45,11 +45,17 @@ def test_medians_ratios_and_table():
     med = bench.medians(samples)
     assert med[("ours", "single")]["rps"] == 1100
     assert med[("ours", "single")]["failures"] == 3
-    assert bench.ratio_lines(med) == [
-        "ours/mlflow-serve rps ratio: 9.2",
-        "ours/floor rps ratio: 0.5",
+    rss = {"ours": [70.4, 72.6, 90.0], "mlflow-serve": [300.0]}
+    assert bench.ratio_lines(med, rss) == [
         "ours/ours-sync rps ratio: 0.50",
         "ours-capture/ours rps ratio: 0.99",
         "ours/mlflow-serve invocations rps ratio: 8.7",
+        "ours/mlflow-serve rps ratio: 9.2",
+        "ours/floor rps ratio: 0.5",
+        "ours rss per worker: 73 MB",
+    ]
+    assert bench.rss_lines(rss) == [
+        "- ours: 73 MB per worker (70, 73, 90)",
+        "- mlflow-serve: 300 MB per worker (300)",
     ]
     assert "| single | ours | 1100 |" in bench.table(med)
