@@ -18,7 +18,12 @@ for component in training gatekeeper serving loadtests services/mlflow; do
   (
     venv="$work/$(echo "$component" | tr / _)"
     $PY -m venv "$venv"
-    "$venv/bin/pip" install -q -r "$component/requirements.in" -c constraints.txt
+    # services/mlflow: `mlflow` itself without its dependencies (requirements.in says why);
+    # the image installs the lock with --no-deps.
+    grep -v '^mlflow==' "$component/requirements.in" > "$venv.in"
+    "$venv/bin/pip" install -q -r "$venv.in" -c constraints.txt
+    nodeps=$(grep '^mlflow==' "$component/requirements.in" | cut -d' ' -f1 || true)
+    if [ -n "$nodeps" ]; then "$venv/bin/pip" install -q --no-deps "$nodeps" -c constraints.txt; fi
     { echo "$header"; "$venv/bin/pip" freeze; } > "$component/requirements.txt"
     echo "locked $component ($(grep -vc '^#' "$component/requirements.txt") packages)"
   ) &
