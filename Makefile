@@ -18,7 +18,7 @@ LAB := $(PYTHON) -m labctl
 	up down restart ps logs doctor build train gate pipeline promote rollback status smoke load e2e clean urls \
 	traffic drift retrain-on-drift approve \
 	exercises check solve \
-	summary state-save state-restore bench user source-run latest-source-run
+	summary state-save state-restore bench weight user source-run latest-source-run
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ test: lint ## Lint, unit and integration tests on every core (creates the venv o
 
 bench: venv ## Serving benchmark: ours vs mlflow models serve vs the HTTP floor (needs wrk)
 	$(BIN)/python -m bench.servebench $(BENCH_ARGS)
+
+weight: venv ## The docker lab's weight: its images' sizes and the idle stack's memory
+	$(BIN)/python -m bench.weight images memory $(WEIGHT_ARGS)
 
 lock: ## Re-resolve every lock file (constraints.txt, */requirements.txt)
 	PYTHON=$(PYTHON) scripts/lock.sh
