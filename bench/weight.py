@@ -8,7 +8,7 @@ and all of them together with shared layers counted once: the size of one `docke
 of them all, which stores each layer once. `memory`: `docker stats` of the running
 project's containers, one sample, and their sum. Both compare with the targets (no
 image over 500 MB, 1.5 GB together, the idle stack under 1 GB) and with the figures the
-lab had before it was slimmed (docs/bench/weight.md); exit 1 when a target is missed
+lab had before it was slimmed (docs/images.md); exit 1 when a target is missed
 only with --strict.
 """
 

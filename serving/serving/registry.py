@@ -1,8 +1,8 @@
 """The two registry reads a model server makes, over MLflow's REST API (standard library).
 
 A worker asks which version its alias names every poll interval; MLflow's Python client
-would cost each worker the import of MLflow (tens of MB, docs/bench/weight.md) for two
-GET requests. Credentials come from the variables MLflow's client reads:
+would cost each worker the import of MLflow (and of what it imports) for two GET
+requests (docs/serving.md, "Memory"). Credentials come from the variables MLflow's client reads:
 MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic), or MLFLOW_TRACKING_TOKEN.
 """
 
