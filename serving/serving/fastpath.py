@@ -1,23 +1,21 @@
 """Pure-numpy prediction for the scikit-learn models the lab trains.
 
 scikit-learn spends most of a one-row `predict` validating its input (about 200 us of the
-~230 us here), and a random forest's `predict` walks its trees one by one; the server has
-already validated the request against the signature. For the estimators below,
+~230 us here); the server has already validated the request against the signature. For
+the estimators below,
 `compile_program` writes down the arithmetic sklearn performs as a *program*: a list of
 steps and the arrays they use (numbers only, no Python objects), which `build` turns into
 a numpy-only predict:
 
 - `StandardScaler`: `(X - mean_) / scale_`
 - `LogisticRegression`: `X @ coef_.T + intercept_`, then an argmax over `classes_`
-- `RandomForestClassifier`, `ExtraTreesClassifier`, `DecisionTreeClassifier`: every
-  tree walked at once, one level per step (rows compared as float32, as sklearn does),
-  the leaves' class fractions summed tree after tree in sklearn's order, an argmax
 
 A program is compiled where scikit-learn is loaded (serving/prepare.py, a short-lived
 process) and saved as one JSON and one `.npz` file; a model-server worker only loads
 those with numpy, so it never imports scikit-learn, pandas or MLflow for these models.
 `agrees` must hold (the program answers exactly as sklearn, row by row and as a batch)
-before a program is used. Anything else stays on sklearn's own `predict`.
+before a program is used. Anything else (random forests among them: the latency
+exercise is about a forest's cost) stays on sklearn's own `predict`, in the worker.
 """
 
 from __future__ import annotations
@@ -91,56 +89,6 @@ def _linear_classifier(est, w: _Writer) -> bool:
     return True
 
 
-def _trees(est, w: _Writer) -> bool:
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
-
-    if type(est) in (RandomForestClassifier, ExtraTreesClassifier):
-        trees = [t.tree_ for t in est.estimators_]
-    elif type(est) is DecisionTreeClassifier:
-        trees = [est.tree_]
-    else:
-        return False
-    if getattr(est, "n_outputs_", 1) != 1 or not trees:
-        return False
-    classes = _classes(est, w)
-    if classes is None:
-        return False
-    n_classes = len(est.classes_)
-    width = max(t.node_count for t in trees)
-    n = len(trees)
-    # Padded to the widest tree; a leaf (and padding) points to itself, so walking every
-    # tree max-depth levels leaves each row on its leaf.
-    left = np.tile(np.arange(width, dtype=np.intp), (n, 1))
-    right = left.copy()
-    feature = np.zeros((n, width), dtype=np.intp)
-    threshold = np.zeros((n, width), dtype=np.float64)
-    value = np.zeros((n, width, n_classes), dtype=np.float64)
-    for i, t in enumerate(trees):
-        k = t.node_count
-        inner = t.children_left[:k] != -1
-        left[i, :k][inner] = t.children_left[:k][inner]
-        right[i, :k][inner] = t.children_right[:k][inner]
-        feature[i, :k][inner] = t.feature[:k][inner]
-        threshold[i, :k] = t.threshold[:k]
-        if t.value.shape[1] != 1 or t.value.shape[2] != n_classes:
-            return False
-        value[i, :k] = t.value[:k, 0, :]
-    w.steps.append(
-        {
-            "op": "trees",
-            "left": w.array(left),
-            "right": w.array(right),
-            "feature": w.array(feature),
-            "threshold": w.array(threshold),
-            "value": w.array(value),
-            "depth": int(max(t.max_depth for t in trees)),
-            "classes": classes,
-        }
-    )
-    return True
-
-
 def compile_program(estimator) -> Program | None:
     """The estimator's predict as a program (steps, arrays), or None if unsupported."""
     from sklearn.pipeline import Pipeline
@@ -153,7 +101,7 @@ def compile_program(estimator) -> Program | None:
     for step in steps[:-1]:
         if not _scaler(step, w):
             return None
-    if not (_linear_classifier(steps[-1], w) or _trees(steps[-1], w)):
+    if not _linear_classifier(steps[-1], w):
         return None
     return w.steps, w.arrays
 
@@ -186,26 +134,6 @@ def _op(step: dict, a: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarr
             return classes[np.argmax(X @ coef_t + intercept, axis=1)]
 
         return predict_multi
-    if op == "trees":
-        left, right = a[step["left"]], a[step["right"]]
-        feature, threshold, value = a[step["feature"]], a[step["threshold"]], a[step["value"]]
-        depth, classes = int(step["depth"]), a[step["classes"]]
-        n_trees = left.shape[0]
-        tree = np.arange(n_trees)[None, :]
-
-        def predict_trees(X: np.ndarray) -> np.ndarray:
-            # sklearn compares float32 copies of the rows with float64 thresholds.
-            X = np.asarray(X, dtype=np.float32).astype(np.float64)
-            rows = np.arange(len(X))[:, None]
-            node = np.zeros((len(X), n_trees), dtype=np.intp)
-            for _ in range(depth):
-                go_left = X[rows, feature[tree, node]] <= threshold[tree, node]
-                node = np.where(go_left, left[tree, node], right[tree, node])
-            # Summed tree after tree (cumsum is sequential), then divided, as sklearn does.
-            proba = np.cumsum(value[tree, node], axis=1)[:, -1] / n_trees
-            return classes[np.argmax(proba, axis=1)]
-
-        return predict_trees
     raise ValueError(f"unknown program step {op!r}")
 
 

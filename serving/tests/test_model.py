@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,8 +23,7 @@ def _save(tmp_path_factory, estimator, loader):
     X = pd.DataFrame(bunch.data, columns=bunch.feature_names)
     model = estimator.fit(X, bunch.target)
     path = tmp_path_factory.mktemp("model") / "m"
-    trees = ("Forest" in type(estimator).__name__) or ("Trees" in type(estimator).__name__)
-    trusted = ["sklearn.tree._tree.Tree"] if trees else None
+    trusted = ["sklearn.tree._tree.Tree"] if "Forest" in type(estimator).__name__ else None
     mlflow.sklearn.save_model(
         model,
         str(path),
@@ -50,17 +49,7 @@ MODELS = {
     "random-forest": (
         lambda: RandomForestClassifier(n_estimators=10, random_state=0),
         load_iris,
-        "numpy",
-    ),
-    "random-forest-binary": (
-        lambda: RandomForestClassifier(n_estimators=20, max_depth=4, random_state=1),
-        load_breast_cancer,
-        "numpy",
-    ),
-    "extra-trees": (
-        lambda: ExtraTreesClassifier(n_estimators=15, random_state=2),
-        load_wine,
-        "numpy",
+        "sklearn",
     ),
     "svc": (lambda: make_pipeline(StandardScaler(), SVC()), load_iris, "sklearn"),
 }
@@ -90,6 +79,7 @@ def test_compiled_predict_refuses_what_it_does_not_know():
 
     X, y = load_iris(return_X_y=True)
     assert compile_predict(SVC().fit(X, y)) is None
+    assert compile_predict(RandomForestClassifier(n_estimators=2).fit(X, y)) is None
     assert compile_predict(make_pipeline(StandardScaler(), SVC()).fit(X, y)) is None
     assert compile_predict(make_pipeline(MinMaxScaler(), LogisticRegression()).fit(X, y)) is None
     assert compile_predict(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y))

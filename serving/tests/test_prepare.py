@@ -89,9 +89,9 @@ def _worker(cfg: ServingConfig, rows: np.ndarray) -> dict:
     "make",
     [
         lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-        lambda: RandomForestClassifier(n_estimators=30, random_state=0, n_jobs=1),
+        lambda: LogisticRegression(C=10.0, max_iter=5000),
     ],
-    ids=["logreg", "random-forest"],
+    ids=["scaled-logreg", "bare-logreg"],
 )
 def test_a_worker_serving_a_compiled_model_never_imports_sklearn_pandas_or_mlflow(tmp_path, make):
     estimator = make()
@@ -103,8 +103,16 @@ def test_a_worker_serving_a_compiled_model_never_imports_sklearn_pandas_or_mlflo
     assert found["predictions"] == estimator.predict(pd.DataFrame(rows, columns=X.columns)).tolist()
 
 
-def test_a_model_without_a_program_is_served_by_sklearn_in_the_worker(tmp_path):
-    estimator = make_pipeline(StandardScaler(), SVC())
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: make_pipeline(StandardScaler(), SVC()),
+        lambda: RandomForestClassifier(n_estimators=10, random_state=0, n_jobs=1),
+    ],
+    ids=["svc", "random-forest"],
+)
+def test_a_model_without_a_program_is_served_by_sklearn_in_the_worker(tmp_path, make):
+    estimator = make()
     cfg, X = _cached(tmp_path, estimator)
     found = _worker(cfg, X.to_numpy()[:20])
     assert found["path"] == "sklearn-native"
@@ -162,7 +170,7 @@ def test_a_model_that_cannot_be_prepared_now_is_not_refused(tmp_path):
 
 def test_a_program_survives_its_files_and_another_format_is_refused(tmp_path):
     X, y = load_iris(return_X_y=True)
-    estimator = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
     fastpath.save(fastpath.compile_program(estimator), tmp_path)
     assert fastpath.build(fastpath.load(tmp_path))(X).tolist() == estimator.predict(X).tolist()
     meta = json.loads((tmp_path / fastpath.PROGRAM_JSON).read_text())
