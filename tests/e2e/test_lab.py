@@ -92,7 +92,7 @@ def test_artifacts_live_in_the_s3_store(lab, docker_only):
         for o in page.get("Contents", [])
     ]
     assert any(k.endswith("/MLmodel") for k in keys), keys[:20]
-    assert any(k.endswith("confusion_matrix.png") for k in keys)
+    assert any(k.endswith("confusion_matrix.svg") for k in keys)
 
 
 def _digest(lab, tag: str) -> str | None:

@@ -31,7 +31,7 @@ def test_job_registers_a_tagged_candidate_with_its_evidence(mlflow_server, train
         assert metric in run.data.metrics
     assert run.data.metrics["accuracy"] > 0.85
     evaluation = {f.path for f in client.list_artifacts(good.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.txt"} <= evaluation
+    assert {"evaluation/confusion_matrix.svg", "evaluation/classification_report.txt"} <= evaluation
     info = mlflow.models.get_model_info(f"models:/{trained.model_name}/{trained.good_version}")
     assert info.signature is not None and len(info.signature.inputs.input_names()) == 4
     assert info.saved_input_example_info is not None

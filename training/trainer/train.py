@@ -9,11 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the job runs in a container with no display
-
-import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
@@ -22,7 +17,6 @@ from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
-    ConfusionMatrixDisplay,
     accuracy_score,
     classification_report,
     confusion_matrix,
@@ -34,7 +28,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from trainer import data, report, shift
+from trainer import data, figures, report, shift
 from trainer import profile as reference
 from trainer.config import TrainConfig
 
@@ -105,17 +99,15 @@ def evaluate(y_true, y_pred, target_names) -> dict[str, float]:
 def _log_reports(y_true, y_pred, target_names, out: Path) -> None:
     labels = list(range(len(target_names)))
     cm = confusion_matrix(y_true, y_pred, labels=labels)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ConfusionMatrixDisplay(cm, display_labels=list(target_names)).plot(ax=ax, colorbar=False)
-    ax.set_title("Confusion matrix (test split)")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_matrix.png", dpi=100)
-    plt.close(fig)
+    svg = figures.confusion_matrix_svg(
+        cm.tolist(), list(target_names), "Confusion matrix (test split)"
+    )
+    (out / "confusion_matrix.svg").write_text(svg)
     report = classification_report(
         y_true, y_pred, labels=labels, target_names=list(target_names), zero_division=0
     )
     (out / "classification_report.txt").write_text(report)
-    mlflow.log_artifact(str(out / "confusion_matrix.png"), "evaluation")
+    mlflow.log_artifact(str(out / "confusion_matrix.svg"), "evaluation")
     mlflow.log_artifact(str(out / "classification_report.txt"), "evaluation")
 
 
