@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from labctl.images import local_size
 from labctl.processes import ROOT
 
 IMAGES = ("mlflow", "training", "gatekeeper", "serving", "loadtests")
@@ -78,17 +79,12 @@ def images(registry: str, tag: str) -> dict:
     sizes = {}
     for name in IMAGES:
         ref = f"{registry}/mlops-lab/{name}:{tag}"
-        r = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Size}}", ref],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if r.returncode != 0:
+        size = local_size(ref)
+        if size is None:
             print(f"weight: {ref} is not in the engine (make build builds it)", file=sys.stderr)
             continue
         refs[name] = ref
-        sizes[name] = round(int(r.stdout.strip()) / 1e6)
+        sizes[name] = round(size / 1e6)
     if not refs:
         raise SystemExit(f"weight: none of the lab's images for {tag} is in the engine")
     # One archive of them all holds each layer once (the base image's too).

@@ -9,6 +9,7 @@ pulled anyway), so it reads the default from there instead of keeping a copy.
 from __future__ import annotations
 
 import re
+import subprocess
 
 # ${PYTHON_IMAGE:-default}: what Compose substitutes when PYTHON_IMAGE is unset or empty.
 _PYTHON_IMAGE_DEFAULT = re.compile(r"\$\{PYTHON_IMAGE:-([^}\s]+)\}")
@@ -26,3 +27,19 @@ def default_python_image(compose_text: str) -> str:
     if len(found) > 1:
         raise ValueError(f"the compose file names several PYTHON_IMAGE defaults: {sorted(found)}")
     return found.pop()
+
+
+def local_size(ref: str) -> int | None:
+    """Bytes of an image in the local Docker engine (`docker image inspect`), or None when
+    the engine does not hold it (or does not answer)."""
+    try:
+        r = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Size}}", ref],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:  # no docker command
+        return None
+    out = r.stdout.strip()
+    return int(out) if r.returncode == 0 and out.isdigit() else None

@@ -236,14 +236,9 @@ class Lab:
         return {k.lower(): v for k, v in r.headers.items()}.get("docker-content-digest")
 
     def image_size(self, repository: str, tag: str) -> int | None:
-        ref = f"{self.s.get('LAB_REGISTRY')}/mlops-lab/{repository}:{tag}"
-        r = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Size}}", ref],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
+        from labctl.images import local_size
+
+        return local_size(f"{self.s.get('LAB_REGISTRY')}/mlops-lab/{repository}:{tag}")
 
     # -------------------------------------------------------------- files, git
     def git(self, *args: str) -> subprocess.CompletedProcess:

@@ -46,3 +46,16 @@ def test_the_same_default_twice_is_one_default():
 def test_no_default_or_two_defaults_is_an_error(text, message):
     with pytest.raises(ValueError, match=message):
         default_python_image(text)
+
+
+def test_an_image_size_comes_from_the_engine_or_is_none(tmp_path, monkeypatch):
+    from labctl.images import local_size
+
+    docker = tmp_path / "docker"
+    docker.write_text('#!/bin/sh\n[ "$5" = "here:1" ] && echo 1234 && exit 0\nexit 1\n')
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert local_size("here:1") == 1234
+    assert local_size("gone:1") is None
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert local_size("here:1") is None
