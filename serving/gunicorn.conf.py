@@ -30,6 +30,13 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="serving-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _OWN_METRICS_DIR
 
+# The workers share what they prepare (serving/prepare.py) and the last good model through
+# the cache folder; without one from the caller, one of our own, removed on exit.
+_OWN_CACHE_DIR = None
+if not os.environ.get("SERVING_CACHE_DIR"):
+    _OWN_CACHE_DIR = tempfile.mkdtemp(prefix="serving-cache-")
+    os.environ["SERVING_CACHE_DIR"] = _OWN_CACHE_DIR
+
 # Inside a container the published port decides exposure (127.0.0.1 on the host).
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -63,8 +70,9 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _OWN_METRICS_DIR is not None:
-        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+    for own in (_OWN_METRICS_DIR, _OWN_CACHE_DIR):
+        if own is not None:
+            shutil.rmtree(own, ignore_errors=True)
 
 
 def post_worker_init(worker):

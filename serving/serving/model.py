@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -232,18 +232,33 @@ def _verify(local: str, version: str, expected: str) -> tuple[str, bool]:
     return found, bool(expected)
 
 
-def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") -> LoadedModel:
-    from serving import trusted
+def _loaded(cfg, version, run_id, git_sha, prepared: dict, out: Path, source: str) -> LoadedModel:
+    """The model `serving.prepare` prepared in `out`, ready to predict: with its numpy
+    program when it has one (numpy only in this process), else through scikit-learn here
+    (the `sklearn` native path, or pyfunc when the fast path is off)."""
+    from serving import fastpath
 
-    sha256, verified = _verify(local, version, expected_sha256)
-    try:
-        trusted.check(local)
-        features, types = _signature(local, version)
-        native, kind, pyfunc_predict = build_predictors(local, features, types)
-        example, class_names = _form_hints(local, features, types)
-    except trusted.UntrustedModel as exc:
-        raise ModelLoadError(f"version {version} refused: {exc}", version) from exc
-    use_native = cfg.fast_path and native is not None
+    features = tuple(str(f) for f in prepared["features"])
+    types = tuple(str(t) for t in prepared["types"])
+    if cfg.fast_path and prepared.get("program"):
+        program = fastpath.build(fastpath.load(out))
+
+        def predict(array: np.ndarray) -> list:
+            return program(array).tolist()
+
+        path = "numpy-native"
+    else:
+        from serving import trusted
+
+        if prepared.get("why_no_program") and cfg.fast_path:
+            log.info("version %s: %s", version, prepared["why_no_program"])
+        try:
+            native, kind, pyfunc_predict = build_predictors(prepared["model_dir"], features, types)
+        except trusted.UntrustedModel as exc:
+            raise ModelLoadError(f"version {version} refused: {exc}", version) from exc
+        use_native = cfg.fast_path and native is not None
+        path = f"{kind}-native" if use_native else "pyfunc"
+        predict = native if use_native else pyfunc_predict
     return LoadedModel(
         name=cfg.model_name,
         version=version,
@@ -254,13 +269,13 @@ def _loaded(cfg, version, run_id, git_sha, local, source, expected_sha256="") ->
         loaded_at=_now(),
         features=features,
         types=types,
-        path=f"{kind}-native" if use_native else "pyfunc",
-        predict=native if use_native else pyfunc_predict,
+        path=path,
+        predict=predict,
         source=source,
-        sha256=sha256,
-        verified=verified,
-        example=example,
-        class_names=class_names,
+        sha256=str(prepared["sha256"]),
+        verified=bool(prepared["verified"]),
+        example=dict(prepared.get("example") or {}),
+        class_names=tuple(str(n) for n in prepared.get("class_names") or ()),
     )
 
 
@@ -271,31 +286,40 @@ def resolve(cfg: ServingConfig, client):
     return client.get_model_version_by_alias(cfg.model_name, cfg.alias)
 
 
+def _store(cfg: ServingConfig) -> Path | None:
+    """Where this server's workers share prepared models: under its cache folder."""
+    return Path(cfg.cache_dir) / "prepared" if cfg.cache_dir else None
+
+
 def load(cfg: ServingConfig, client) -> LoadedModel:
     """Resolve `models:/NAME@ALIAS` to a version and load it, ready to predict.
 
-    With a cache folder configured, the model's files are kept there once it has loaded
-    and passed its checks: the last good model, for a start while MLflow is unreachable.
+    The download and the checks run in a child process (serving/prepare.py). With a cache
+    folder configured, the model's files are kept there once it has loaded and passed its
+    checks: the last good model, for a start while MLflow is unreachable.
     """
-    import mlflow.artifacts
-
-    mv = resolve(cfg, client)
+    from serving import prepare
     from serving.trusted import FINGERPRINT_TAG
 
+    mv = resolve(cfg, client)
     version = str(mv.version)
     git_sha = (mv.tags or {}).get("git_sha", "unknown")
     gated_sha256 = (mv.tags or {}).get(FINGERPRINT_TAG, "")
-    with tempfile.TemporaryDirectory(prefix="serving-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{cfg.model_name}/{version}",
-            dst_path=tmp,
-            tracking_uri=cfg.tracking_uri,
-        )
-        model = _loaded(cfg, version, mv.run_id or "", git_sha, local, "registry", gated_sha256)
+    with prepare.prepared(
+        _store(cfg),
+        "--download",
+        f"models:/{cfg.model_name}/{version}",
+        "--tracking-uri",
+        cfg.tracking_uri,
+        version=version,
+        expected_sha256=gated_sha256,
+        program=cfg.fast_path,
+    ) as (prepared, folder):
+        model = _loaded(cfg, version, mv.run_id or "", git_sha, prepared, folder, "registry")
         if cfg.cache_dir:
             try:
                 ModelCache(cfg.cache_dir, cfg.model_name, cfg.alias).save(
-                    local,
+                    prepared["model_dir"],
                     {
                         "version": version,
                         "run_id": model.run_id,
@@ -320,16 +344,27 @@ def load_cached(cfg: ServingConfig) -> LoadedModel | None:
     record, folder = found
     if cfg.version and str(record.get("version")) != cfg.version:
         return None  # a server pinned to a version serves that version or nothing
-    model = _loaded(
-        cfg,
-        record["version"],
-        record.get("run_id", ""),
-        record.get("git_sha", ""),
+    from serving import prepare
+
+    version = str(record["version"])
+    with prepare.prepared(
+        _store(cfg),
+        "--model-dir",
         str(folder),
-        "cache",
+        version=version,
         # The files must still be the ones that loaded (and that the gate checked).
-        record.get("gated_sha256") or record.get("sha256", ""),
-    )
+        expected_sha256=record.get("gated_sha256") or record.get("sha256", ""),
+        program=cfg.fast_path,
+    ) as (prepared, where):
+        model = _loaded(
+            cfg,
+            version,
+            record.get("run_id", ""),
+            record.get("git_sha", ""),
+            prepared,
+            where,
+            "cache",
+        )
     return dataclasses.replace(model, verified=bool(record.get("gated_sha256")))
 
 
@@ -356,9 +391,9 @@ class ModelHolder:
     @property
     def client(self):
         if self._client is None:
-            from mlflow import MlflowClient
+            from serving.registry import RestRegistry
 
-            self._client = MlflowClient(tracking_uri=self.cfg.tracking_uri)
+            self._client = RestRegistry(self.cfg.tracking_uri)
         return self._client
 
     def refresh(self) -> bool:

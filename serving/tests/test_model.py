@@ -9,6 +9,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from serving.config import ServingConfig
 from serving.model import ModelHolder, build_predictors
@@ -50,6 +51,7 @@ MODELS = {
         load_iris,
         "sklearn",
     ),
+    "svc": (lambda: make_pipeline(StandardScaler(), SVC()), load_iris, "sklearn"),
 }
 
 
@@ -76,7 +78,9 @@ def test_compiled_predict_refuses_what_it_does_not_know():
     from serving.fastpath import compile_predict
 
     X, y = load_iris(return_X_y=True)
+    assert compile_predict(SVC().fit(X, y)) is None
     assert compile_predict(RandomForestClassifier(n_estimators=2).fit(X, y)) is None
+    assert compile_predict(make_pipeline(StandardScaler(), SVC()).fit(X, y)) is None
     assert compile_predict(make_pipeline(MinMaxScaler(), LogisticRegression()).fit(X, y)) is None
     assert compile_predict(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y))
 
