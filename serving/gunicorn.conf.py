@@ -37,6 +37,9 @@ if not os.environ.get("SERVING_CACHE_DIR"):
     _OWN_CACHE_DIR = tempfile.mkdtemp(prefix="serving-cache-")
     os.environ["SERVING_CACHE_DIR"] = _OWN_CACHE_DIR
 
+# The secret a server seals its prepared models with (serving/prepare.py): one per start.
+os.environ.setdefault("SERVING_PREPARED_KEY", os.urandom(32).hex())
+
 # Inside a container the published port decides exposure (127.0.0.1 on the host).
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))

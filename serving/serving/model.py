@@ -311,6 +311,7 @@ def load(cfg: ServingConfig, client) -> LoadedModel:
         f"models:/{cfg.model_name}/{version}",
         "--tracking-uri",
         cfg.tracking_uri,
+        name=cfg.model_name,
         version=version,
         expected_sha256=gated_sha256,
         program=cfg.fast_path,
@@ -351,6 +352,7 @@ def load_cached(cfg: ServingConfig) -> LoadedModel | None:
         _store(cfg),
         "--model-dir",
         str(folder),
+        name=cfg.model_name,
         version=version,
         # The files must still be the ones that loaded (and that the gate checked).
         expected_sha256=record.get("gated_sha256") or record.get("sha256", ""),
@@ -385,6 +387,7 @@ class ModelHolder:
         # A version refused for what it is (format, files, schema): not downloaded again
         # while the alias still points to it.
         self.refused: tuple[str, str] | None = None
+        self.failed_prepares = 0  # in a row
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -419,6 +422,9 @@ class ModelHolder:
                 return False
             loaded = self._loader(self.cfg, self.client)
         except Exception as exc:
+            from serving.prepare import PrepareFailed
+
+            self.failed_prepares = self.failed_prepares + 1 if isinstance(exc, PrepareFailed) else 0
             reachable = not _is_connection_error(exc)
             self.mlflow_reachable = reachable
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -433,6 +439,7 @@ class ModelHolder:
                 self.current.version if self.current else "none",
             )
             return False
+        self.failed_prepares = 0
         return self._swap(loaded)
 
     def _swap(self, loaded: LoadedModel) -> bool:
@@ -465,9 +472,16 @@ class ModelHolder:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.refresh()
-            # Retry quickly until a model is loaded, then poll at the configured interval.
-            wait = self.cfg.poll_interval_s if self.current else min(2.0, self.cfg.poll_interval_s)
-            self._stop.wait(wait)
+            # Retry quickly until a model is loaded, then poll at the configured interval;
+            # a version that keeps failing to prepare (each try may start a 250 MB
+            # process) is tried less and less often, up to once a minute.
+            self._stop.wait(self.next_wait())
+
+    def next_wait(self) -> float:
+        wait = self.cfg.poll_interval_s if self.current else min(2.0, self.cfg.poll_interval_s)
+        if self.failed_prepares > 1:
+            wait = max(wait, min(60.0, 2.0 ** (self.failed_prepares - 1)))
+        return wait
 
     def start(self) -> None:
         if self._thread is None:
@@ -488,8 +502,13 @@ class ModelHolder:
 
 def _alias_missing(exc: Exception) -> bool:
     """The registry answered that the alias does not exist: serve nothing rather than a
-    model the alias no longer names."""
-    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+    model the alias no longer names. (MLflow's SQL store answers a missing alias with
+    INVALID_PARAMETER_VALUE, "Registered model alias ... not found".)"""
+    code = getattr(exc, "error_code", "")
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    text = str(exc)
+    return code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
 
 
 def _is_connection_error(exc: Exception) -> bool:

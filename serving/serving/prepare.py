@@ -22,6 +22,7 @@ import contextlib
 import copy
 import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -147,32 +148,74 @@ class PrepareFailed(RuntimeError):
     """The model could not be prepared now; the message carries the reason."""
 
 
+# Both under gunicorn's 60 s timeout: a worker's first load runs before it reports alive.
+CHILD_TIMEOUT_S = 45.0
+LOCK_TIMEOUT_S = 50.0
+
+
+def _die_with_parent() -> None:
+    """In the child (Linux): be killed when the worker that started it dies, so a worker
+    gunicorn kills does not leave a 250 MB process behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the timeout still bounds it
+        pass
+
+
 def run(out: Path, *source: str, version: str, expected_sha256: str, program: bool, env=None):
     """Prepare a model in a child process (see the module's docstring); the result dict.
-    Raises ModelLoadError for a refused model, PrepareFailed for anything else."""
+    Raises ModelLoadError for a refused model, PrepareFailed for anything else.
+
+    A worker that already holds scikit-learn and MLflow (it serves a model without a
+    numpy program) prepares in-process instead: a child would only double its memory."""
     from serving.model import ModelLoadError
 
-    here = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
-    argv = [sys.executable, "-m", "serving.prepare", "--out", str(out), *source]
-    argv += ["--version", version, "--expected-sha256", expected_sha256]
+    argv = ["--out", str(out), *source, "--version", version]
+    argv += ["--expected-sha256", expected_sha256]
     if not program:
         argv.append("--no-program")
-    try:
-        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
-    except subprocess.TimeoutExpired:
-        raise PrepareFailed(f"preparing version {version} took over 120 s") from None
+    if {"sklearn", "mlflow", "pandas"} <= set(sys.modules):
+        code, stderr = _in_process(argv), ""
+    else:
+        here = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ if env is None else env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "serving.prepare", *argv],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT_S,
+                check=False,
+                preexec_fn=_die_with_parent,
+            )
+        except subprocess.TimeoutExpired:
+            raise PrepareFailed(
+                f"preparing version {version} took over {CHILD_TIMEOUT_S:.0f} s"
+            ) from None
+        code, stderr = r.returncode, r.stderr
     try:
         result = json.loads((out / RESULT).read_text())
     except (OSError, ValueError):
         result = None
-    if r.returncode == REFUSED and isinstance(result, dict) and "refused" in result:
+    if code == REFUSED and isinstance(result, dict) and "refused" in result:
         raise ModelLoadError(str(result["refused"]), version)
-    if r.returncode != 0 or not isinstance(result, dict):
-        tail = " | ".join(r.stderr.strip().splitlines()[-3:])[-600:]
-        raise PrepareFailed(f"preparing version {version} failed (exit {r.returncode}): {tail}")
+    if code != 0 or not isinstance(result, dict):
+        tail = " | ".join(stderr.strip().splitlines()[-3:])[-600:]
+        raise PrepareFailed(f"preparing version {version} failed (exit {code}): {tail}")
     return _located(result, out)
+
+
+def _in_process(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except Exception as exc:  # as a child's crash would be: retried later
+        log.warning("preparing in-process failed: %s: %s", type(exc).__name__, exc)
+        return 1
 
 
 def _located(result: dict, out: Path) -> dict:
@@ -180,17 +223,49 @@ def _located(result: dict, out: Path) -> dict:
     return {**result, "model_dir": str(out / result["model_dir"])}
 
 
-def _reusable(final: Path, expected_sha256: str) -> dict | None:
-    """A folder another worker of this server prepared, if its files are still the ones
-    it prepared (and the ones the gate checked); None otherwise."""
+SEAL = "seal"
+# The code that decides what a prepared folder holds: a folder prepared by other code is
+# prepared again, not reused.
+_CODE_FILES = ("prepare.py", "fastpath.py", "model.py", "trusted.py")
+
+
+def code_hash() -> str:
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in _CODE_FILES:
+        h.update(hashlib.sha256((here / name).read_bytes()).digest())
+    return h.hexdigest()[:12]
+
+
+def _server_key() -> bytes:
+    """A secret of this server (gunicorn's settings put one in the environment of its
+    master, so all its workers share it; a process on its own makes its own): a folder
+    is reused only if it was sealed with it, so files written into the cache volume by
+    anyone else, or by an earlier server, are never served unchecked."""
+    key = os.environ.get("SERVING_PREPARED_KEY")
+    if not key:
+        key = os.urandom(32).hex()
+        os.environ["SERVING_PREPARED_KEY"] = key
+    return key.encode()
+
+
+def _seal_value(final: Path, result: dict) -> str:
     from serving.trusted import fingerprint
 
+    found = fingerprint(result["model_dir"])
+    program = _program_sha256(final) if result["program"] else ""
+    return hmac.new(_server_key(), f"{found}\0{program}".encode(), "sha256").hexdigest()
+
+
+def _reusable(final: Path, expected_sha256: str) -> dict | None:
+    """A folder a worker of this server prepared and sealed, if its files are still the
+    ones it prepared (and the ones the gate checked); None otherwise."""
     try:
         result = _located(json.loads((final / RESULT).read_text()), final)
-        found = fingerprint(result["model_dir"])
-        if found != result["sha256"] or (expected_sha256 and found != expected_sha256):
+        if expected_sha256 and result["sha256"] != expected_sha256:
             return None
-        if result["program"] and _program_sha256(final) != result["program_sha256"]:
+        seal = (final / SEAL).read_text().strip()
+        if not hmac.compare_digest(seal, _seal_value(final, result)):
             return None
         return result
     except (OSError, ValueError, KeyError, TypeError):
@@ -198,7 +273,14 @@ def _reusable(final: Path, expected_sha256: str) -> dict | None:
 
 
 @contextlib.contextmanager
-def prepared(store: Path | None, *source: str, version: str, expected_sha256: str, program: bool):
+def prepared(
+    store: Path | None,
+    *source: str,
+    name: str,
+    version: str,
+    expected_sha256: str,
+    program: bool,
+):
     """(result, folder) of a prepared model, while the `with` block runs.
 
     With a `store` (the server's cache folder), a version is prepared once per server:
@@ -218,7 +300,10 @@ def prepared(store: Path | None, *source: str, version: str, expected_sha256: st
                 Path(tmp),
             )
         return
-    key = f"v{version}-{(expected_sha256 or 'ungated')[:16]}-{'program' if program else 'plain'}"
+    gated = (expected_sha256 or "ungated")[:16]
+    kind = "program" if program else "plain"
+    model = hashlib.sha256(name.encode()).hexdigest()[:8]  # the registered model's name
+    key = f"v{version}-{gated}-{kind}-{model}-{code_hash()}"
     final = store / key
     store.mkdir(parents=True, exist_ok=True)
     with open(store / f".{key}.lock", "a") as lock:
@@ -227,9 +312,14 @@ def prepared(store: Path | None, *source: str, version: str, expected_sha256: st
         if result is None:
             tmp = store / f".{key}-{uuid.uuid4().hex}"
             try:
-                run(tmp, *source, version=version, expected_sha256=expected_sha256, program=program)
+                made = run(
+                    tmp, *source, version=version, expected_sha256=expected_sha256, program=program
+                )
+                (tmp / SEAL).write_text(_seal_value(tmp, made))
                 shutil.rmtree(final, ignore_errors=True)
                 tmp.rename(final)
+            except OSError as exc:
+                raise PrepareFailed(f"version {version}: cannot keep it in {final}: {exc}") from exc
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             result = _reusable(final, expected_sha256)
@@ -239,7 +329,7 @@ def prepared(store: Path | None, *source: str, version: str, expected_sha256: st
     yield result, final
 
 
-def _wait_for(lock, version: str, timeout_s: float = 150.0) -> None:
+def _wait_for(lock, version: str, timeout_s: float = LOCK_TIMEOUT_S) -> None:
     """Take the lock, polling: a blocking flock would stall a gevent worker's every
     greenlet (its requests too) while another worker prepares; time.sleep yields."""
     deadline = time.monotonic() + timeout_s
@@ -253,17 +343,28 @@ def _wait_for(lock, version: str, timeout_s: float = 150.0) -> None:
             time.sleep(0.1)
 
 
+STALE_S = 600.0
+
+
 def _prune(store: Path, keep: str, kept: int = 2) -> None:
-    """Keep the folder just prepared and the newest other one (a rollback's way back)."""
-    folders = sorted(
-        (p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    others = [p for p in folders if p.name != keep]
-    for path in others[kept - 1 :]:
-        shutil.rmtree(path, ignore_errors=True)
-        (store / f".{path.name}.lock").unlink(missing_ok=True)
+    """Keep the folder just prepared and the newest other one (a rollback's way back);
+    drop older ones, and leftovers of a prepare that was killed, once they are ten
+    minutes old (a worker reads a folder within seconds of choosing it). Lock files
+    stay: one held by a worker must never be replaced by a new one."""
+    now = time.time()
+    folders = []
+    for path in store.iterdir():
+        try:
+            if path.is_dir():
+                folders.append((path.stat().st_mtime, path))
+        except OSError:  # removed meanwhile
+            continue
+    folders.sort(reverse=True)
+    others = [(m, p) for m, p in folders if p.name != keep and not p.name.startswith(".")]
+    stale = others[kept - 1 :] + [(m, p) for m, p in folders if p.name.startswith(".")]
+    for mtime, path in stale:
+        if now - mtime > STALE_S:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic), or MLFLOW_TRACKIN
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import urllib.error
@@ -80,7 +81,10 @@ class RestRegistry:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as r:  # noqa: S310
                 return json.loads(r.read())
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
+            try:
+                raw = exc.read()
+            except (OSError, http.client.HTTPException):
+                raw = b""
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -94,7 +98,8 @@ class RestRegistry:
                 code,
                 exc.code,
             ) from None
-        except (urllib.error.URLError, OSError) as exc:  # refused, timed out, no such host
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # refused, reset, timed out, no such host, an answer cut short
             reason = getattr(exc, "reason", exc)
             raise RegistryUnreachable(
                 f"ConnectionError: MLflow at {self.base} did not answer ({reason})"

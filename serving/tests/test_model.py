@@ -231,3 +231,20 @@ def test_serving_model_version_must_be_a_number():
     assert ServingConfig.from_env({"SERVING_MODEL_VERSION": "12"}).version == "12"
     with pytest.raises(ConfigError, match="SERVING_MODEL_VERSION must be a version number"):
         ServingConfig.from_env({"SERVING_MODEL_VERSION": "latest"})
+
+
+def test_a_version_that_keeps_failing_to_prepare_is_tried_less_and_less_often():
+    from serving.prepare import PrepareFailed
+
+    def failing(cfg, client):
+        raise PrepareFailed("preparing version 1 failed (exit -9): killed")
+
+    holder = ModelHolder(ServingConfig(alias="staging"), client=FlakyClient(), loader=failing)
+    waits = []
+    for _ in range(8):
+        holder.refresh()
+        waits.append(holder.next_wait())
+    assert waits[:2] == [2.0, 2.0] and waits[2:5] == [4.0, 8.0, 16.0] and waits[-1] == 60.0
+    holder._loader = fake_loader
+    holder.refresh()
+    assert holder.failed_prepares == 0 and holder.next_wait() == 5.0

@@ -190,7 +190,13 @@ def _prepare_in(store, path, calls, monkeypatch):
 
     def once():
         with prepare.prepared(
-            store, "--model-dir", str(path), version="5", expected_sha256="", program=True
+            store,
+            "--model-dir",
+            str(path),
+            name="m",
+            version="5",
+            expected_sha256="",
+            program=True,
         ) as (result, folder):
             return result, folder
 
@@ -240,3 +246,32 @@ def test_a_restarted_worker_reuses_the_prepared_model_without_a_child_process(
     again = load_cached(cfg)
     assert again.path == first.path == "numpy-native"
     assert again.predict(X.to_numpy()) == first.predict(X.to_numpy())
+
+
+def test_a_folder_sealed_by_another_server_is_prepared_again(tmp_path, monkeypatch):
+    path, _ = _saved(tmp_path, LogisticRegression(max_iter=2000))
+    calls: list = []
+    once = _prepare_in(tmp_path / "store", path, calls, monkeypatch)
+    monkeypatch.setenv("SERVING_PREPARED_KEY", "a" * 64)
+    once()
+    once()
+    assert len(calls) == 1
+    monkeypatch.setenv("SERVING_PREPARED_KEY", "b" * 64)  # a new server: its own secret
+    once()
+    assert len(calls) == 2
+
+
+def test_prune_keeps_two_versions_and_fresh_leftovers_and_every_lock(tmp_path):
+    import os
+    import time as clock
+
+    store = tmp_path / "store"
+    old = clock.time() - 3600
+    for name in ("v1-x", "v2-x", "v3-x", ".v4-x-dead", ".v5-x-fresh"):
+        (store / name).mkdir(parents=True)
+    (store / ".v1-x.lock").write_text("")
+    for name in ("v1-x", "v2-x", ".v4-x-dead"):
+        os.utime(store / name, (old, old))
+    os.utime(store / "v2-x", (old + 60, old + 60))
+    prepare._prune(store, keep="v3-x")
+    assert sorted(p.name for p in store.iterdir()) == [".v1-x.lock", ".v5-x-fresh", "v2-x", "v3-x"]

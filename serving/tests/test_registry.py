@@ -97,3 +97,14 @@ def test_a_registry_that_does_not_answer_is_a_connection_error():
     with pytest.raises(RegistryUnreachable) as exc:
         RestRegistry(f"http://127.0.0.1:{port}", env={}).get_model_version_by_alias("m", "a")
     assert _is_connection_error(exc.value)
+
+
+def test_mlflow_s_missing_alias_answer_counts_as_a_missing_alias():
+    exc = RegistryError(
+        "MLflow answered HTTP 400 (INVALID_PARAMETER_VALUE): "
+        "Registered model alias staging not found.",
+        "INVALID_PARAMETER_VALUE",
+        400,
+    )
+    assert _alias_missing(exc)
+    assert not _alias_missing(RegistryError("bad name", "INVALID_PARAMETER_VALUE", 400))
