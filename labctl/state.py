@@ -22,19 +22,23 @@ from pathlib import Path
 from labctl.errors import LabError
 from labctl.settings import S3_BACKENDS, check_dotenv, documented_keys, parse_dotenv
 
-FORMAT = "1"
+# Format 2 holds the MLflow state only (database and artifacts); format 1 also held the
+# image registry, hundreds of megabytes that CI now moves through a registry instead.
+FORMAT = "2"
+READS = ("1", "2")
 # Settings a saved `.env` may not bring along unless trusted: which images run (the tag,
 # reusing the state's images instead of building), and which host files are read or written.
 STATE_CHOOSES = frozenset(
-    {"GIT_SHA", "LAB_REUSE_IMAGES", "LAB_BUILD_CACHE", "STATE_FILE", "PIP_CA_FILE",
-     "COMPOSE_PROJECT_NAME"}
+    {"GIT_SHA", "LAB_REMOTE_IMAGES", "LAB_MIRROR", "LAB_BUILD_CACHE", "STATE_FILE",
+     "PIP_CA_FILE", "COMPOSE_PROJECT_NAME"}
 )  # fmt: skip
 MANIFEST_KEYS = ("format", "project", "s3_backend", "volumes", "git_sha", "saved_at")
 
 
-def volumes(backend: str) -> list[str]:
-    """The named volumes that hold a lab's data, in the order they are saved."""
-    return ["postgres-data", f"{backend}-data", "registry-data"]
+def volumes(backend: str, fmt: str = FORMAT) -> list[str]:
+    """The named volumes a state holds, in the order they are saved: the tracking
+    server's database and artifact store. The images are rebuilt or pulled by make up."""
+    return ["postgres-data", f"{backend}-data", *(["registry-data"] if fmt == "1" else [])]
 
 
 def manifest_text(project: str, backend: str, git_sha: str, saved_at: str | None = None) -> str:
@@ -68,10 +72,10 @@ class Manifest:
 
 def check_manifest(fields: dict[str, str], source: str, s3_from_env: str) -> Manifest:
     """Refuse a state this lab cannot restore exactly, naming why."""
-    if fields.get("format") != FORMAT:
+    fmt = fields.get("format", "none")
+    if fmt not in READS:
         raise LabError(
-            f"{source} has state format {fields.get('format', 'none')!r}; "
-            f"this lab reads format {FORMAT}"
+            f"{source} has state format {fmt!r}; this lab reads formats {', '.join(READS)}"
         )
     backend = fields.get("s3_backend", "")
     if backend not in S3_BACKENDS:
@@ -82,10 +86,10 @@ def check_manifest(fields: dict[str, str], source: str, s3_from_env: str) -> Man
             f"here: unset it or set S3_BACKEND={backend}"
         )
     vols = fields.get("volumes", "").split()
-    if vols != volumes(backend):
+    if vols != volumes(backend, fmt):
         raise LabError(
-            f"{source} lists volumes {vols}, but a lab with S3_BACKEND={backend} has "
-            f"{volumes(backend)}: not a state this lab wrote"
+            f"{source} lists volumes {vols}, but a format {fmt} state with "
+            f"S3_BACKEND={backend} has {volumes(backend, fmt)}: not a state this lab wrote"
         )
     return Manifest(backend, vols, fields.get("git_sha", "?"), fields.get("saved_at", "?"))
 

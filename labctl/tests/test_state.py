@@ -15,7 +15,7 @@ def write_state(
     manifest: str,
     env: bytes = b"POSTGRES_PASSWORD=x\n",
     link_env=False,
-    volumes=("postgres-data", "seaweedfs-data", "registry-data"),
+    volumes=("postgres-data", "seaweedfs-data"),
     extra: tarfile.TarInfo | None = None,
 ):
     with tarfile.open(path, "w:gz") as tar:
@@ -42,7 +42,8 @@ def test_manifest_round_trip():
     text = state.manifest_text("mlops-lab", "seaweedfs", "abc", saved_at="2026-01-01T00:00:00Z")
     fields = state.parse_manifest(text)
     m = state.check_manifest(fields, "f", "")
-    assert m.volumes == ["postgres-data", "seaweedfs-data", "registry-data"]
+    # The MLflow state only: the images travel through a registry, not in the state.
+    assert m.volumes == ["postgres-data", "seaweedfs-data"]
     assert (m.backend, m.git_sha, m.saved_at) == ("seaweedfs", "abc", "2026-01-01T00:00:00Z")
 
 
@@ -57,7 +58,8 @@ def test_meta_archive_is_read_back(tmp_path):
 @pytest.mark.parametrize(
     ("change", "s3_env", "message"),
     [
-        ({"format": "2"}, "", "state format '2'; this lab reads format 1"),
+        ({"format": "3"}, "", "state format '3'; this lab reads formats 1, 2"),
+        ({"format": "1"}, "", "a format 1 state with S3_BACKEND=seaweedfs has"),
         ({"s3_backend": "s3fs"}, "", "unknown S3 backend 's3fs'"),
         ({}, "minio", "saved with S3_BACKEND=seaweedfs, but S3_BACKEND=minio here"),
         ({"volumes": "postgres-data seaweedfs-data /etc"}, "", "not a state this lab wrote"),
@@ -131,12 +133,37 @@ def test_restore_into_an_empty_machine(lab_root, restore, fake):
     fake.on("docker volume inspect", 1)
     restore().state_restore()
     created = [c[-1] for c in fake.calls if c[:3] == ["docker", "volume", "create"]]
-    assert created == [
-        "mlops-lab_postgres-data",
-        "mlops-lab_seaweedfs-data",
-        "mlops-lab_registry-data",
-    ]
+    assert created == ["mlops-lab_postgres-data", "mlops-lab_seaweedfs-data"]
     assert (lab_root / ".env").read_bytes() == b"POSTGRES_PASSWORD=x\n"
+
+
+def test_a_state_of_the_older_format_with_its_registry_is_still_restored(
+    lab_root, settings_for, fake
+):
+    manifest = state.manifest_text("mlops-lab", "seaweedfs", "abc").replace(
+        "format=2\nproject=mlops-lab\ns3_backend=seaweedfs\nvolumes=postgres-data seaweedfs-data",
+        "format=1\nproject=mlops-lab\ns3_backend=seaweedfs\n"
+        "volumes=postgres-data seaweedfs-data registry-data",
+    )
+    vols = ("postgres-data", "seaweedfs-data", "registry-data")
+    path = write_state(lab_root / "old.tgz", manifest, volumes=vols)
+    fake.on("docker volume inspect", 1)
+    DockerBackend(settings_for(STATE_FILE=str(path)), fake).state_restore()
+    created = [c[-1] for c in fake.calls if c[:3] == ["docker", "volume", "create"]]
+    assert created == [f"mlops-lab_{v}" for v in vols]
+
+
+def test_save_packs_the_mlflow_state_and_no_image_registry(lab_root, settings_for, fake):
+    (lab_root / ".env").write_text("TRAIN_SEED=1\n")
+    b = DockerBackend(settings_for(STATE_FILE=str(lab_root / "s.tgz")), fake)
+    b.state_save()
+    [packer] = [c for c in fake.calls if c[:2] == ["docker", "run"]]
+    mounts = [packer[i + 1] for i, a in enumerate(packer) if a == "-v"]
+    assert mounts == [
+        "mlops-lab_postgres-data:/state/postgres-data:ro",
+        "mlops-lab_minio-data:/state/minio-data:ro",
+    ]
+    assert "registry-data" not in " ".join(packer)
 
 
 def test_save_needs_a_lab(lab_root, settings_for, fake):
@@ -163,11 +190,11 @@ def test_a_state_without_a_volumes_data_is_refused(lab_root, settings_for, fake)
     path = write_state(
         lab_root / "s.tgz",
         state.manifest_text("mlops-lab", "seaweedfs", "abc"),
-        volumes=("postgres-data", "seaweedfs-data"),
+        volumes=("postgres-data",),
     )
     fake.on("docker volume inspect", 1)
     s = settings_for(STATE_FILE=str(path))
-    with pytest.raises(LabError, match="lacks the data of registry-data"):
+    with pytest.raises(LabError, match="lacks the data of seaweedfs-data"):
         DockerBackend(s, fake).state_restore()
     assert not fake.ran("volume create")
 
@@ -185,8 +212,9 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
         (_member("postgres-data/../../etc/cron.d/x"), "points outside the lab"),
         (_member("/etc/passwd"), "points outside the lab"),
         (_member("home/user/.bashrc"), "is not part of a lab state"),
-        (_member("registry-data/x", tarfile.SYMTYPE, "/etc/shadow"), "is a link or a device"),
-        (_member("registry-data/y", tarfile.LNKTYPE, "postgres-data/file"), "a link or a device"),
+        (_member("seaweedfs-data/x", tarfile.SYMTYPE, "/etc/shadow"), "is a link or a device"),
+        (_member("seaweedfs-data/y", tarfile.LNKTYPE, "postgres-data/file"), "a link or a device"),
+        (_member("registry-data/z"), "is not part of a lab state"),
         (_member("postgres-data/dev", tarfile.CHRTYPE), "is a link or a device"),
     ],
 )
@@ -208,7 +236,7 @@ def test_a_state_with_anything_but_files_of_its_volumes_is_refused(
     [
         (b"POSTGRES_PASSWORD=x\nBASH_ENV=/tmp/x\n", "meta/env line 2: BASH_ENV is not a lab"),
         (b"POSTGRES_IMAGE=evil/postgres:latest\n", "its .env chooses images"),
-        (b"GIT_SHA=0123456789ab\nLAB_REUSE_IMAGES=1\n", "GIT_SHA, LAB_REUSE_IMAGES"),
+        (b"GIT_SHA=0123456789ab\nLAB_REMOTE_IMAGES=evil.io/x\n", "GIT_SHA, LAB_REMOTE_IMAGES"),
         (b"STATE_FILE=/home/me/.bashrc\n", "chooses images, tags or files \\(STATE_FILE\\)"),
         (b"POSTGRES_IMAGE: evil/postgres\n", "not a KEY=value line"),
     ],
