@@ -17,18 +17,23 @@ LAB := $(PYTHON) -m labctl
 .PHONY: help venv lint format unit integration test lock \
 	up down restart ps logs doctor build train gate pipeline promote rollback status smoke load e2e clean urls \
 	traffic drift retrain-on-drift approve \
-	exercises check solve \
-	summary state-save state-restore bench weight user source-run latest-source-run
+	exercises check solve bundle bundle-load mirror \
+	summary state-save state-restore images-login images-push images-tag bench weight user source-run latest-source-run
 
 help: ## List the targets (make up: start the lab, make test: run the tests)
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
+
+# A loaded classroom bundle's wheels (make bundle-load): then the venv installs from them
+# alone, with no network; delete .bundle/wheelhouse to install from PyPI again.
+WHEELHOUSE := .bundle/wheelhouse
+PIP_SOURCE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
 
 $(VENV)/.installed: constraints.txt requirements-dev.in services/mlflow/requirements.in \
 	$(foreach c,training gatekeeper serving loadtests,$(c)/requirements.in $(c)/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mlops-lab needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.in -c constraints.txt
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_SOURCE) -r requirements-dev.in -c constraints.txt
 	@# The components, editable: their dependencies are already there, and the pinned
 	@# setuptools builds them (no build isolation: nothing unpinned is downloaded).
 	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps $(foreach c,training gatekeeper serving loadtests,-e ./$(c))
@@ -160,6 +165,15 @@ state-save: ## Stop the lab, save its volumes and .env to one file (STATE_FILE=l
 state-restore: ## Restore a saved lab into fresh volumes (STATE_FILE=lab-state.tgz), then make up
 	@$(LAB) state-restore
 
+images-login: ## CI: docker login to LAB_REMOTE_IMAGES' registry (REMOTE_IMAGES_USER, REMOTE_IMAGES_TOKEN)
+	@$(LAB) images-login
+
+images-push: ## CI: push this commit's images to LAB_REMOTE_IMAGES (ghcr.io/OWNER/REPO/<image>:<sha>)
+	@$(LAB) images-push
+
+images-tag: ## CI: point LAB_REMOTE_IMAGES' serving:staging and :production at their aliases' images
+	@$(LAB) images-tag
+
 # RUN_ID comes from a workflow input: the shell reads it from the environment (never pasted
 # into the command by make) and it must be a number before anything else runs.
 source-run: ## CI: refuse a state unless RUN_ID is a successful pipeline run on the default branch
@@ -186,6 +200,17 @@ check: ## Self-check exercise EX=N: 0 done, 1 not yet (with hints), 2 the lab is
 
 solve: ## Apply the instructor's solution to exercise EX=N
 	@$(LAB) solve
+
+# ---- the classroom kit (docs/instructor.md) ---------------------------------------------
+
+bundle: venv ## Classroom kit: every image, the venv's wheels (BUNDLE_STATE=a state) in one file (BUNDLE=, BUNDLE_ARCH=)
+	@$(LAB) bundle
+
+bundle-load: ## Load a classroom bundle (BUNDLE=path): make up and make test then need no network
+	@$(LAB) bundle-load
+
+mirror: ## Classroom: a pull-through cache of Docker Hub for the room, on every address (MIRROR_PORT=5000)
+	@$(LAB) mirror
 
 e2e: venv ## End-to-end tests against the running lab: they train, promote and restart it (asks first; FORCE=1 skips)
 	@$(LAB) e2e

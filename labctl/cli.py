@@ -43,6 +43,9 @@ VERBS: dict[str, str] = {
     "summary": "the gate and latency reports as Markdown ($GITHUB_STEP_SUMMARY on GitHub)",
     "state-save": "stop the lab, save its volumes and .env to one file (docker mode)",
     "state-restore": "restore a saved lab into fresh volumes (docker mode)",
+    "images-push": "CI: push this commit's images to LAB_REMOTE_IMAGES (docker mode)",
+    "images-tag": "CI: move LAB_REMOTE_IMAGES' serving:staging/:production to the aliases",
+    "images-login": "CI: docker login to LAB_REMOTE_IMAGES' registry (REMOTE_IMAGES_TOKEN)",
     "e2e": "end-to-end tests against the running lab (they change it: asks first; --force)",
     "clean": "delete the lab's data (asks first; --force skips the question)",
     "mode": "print the mode the lab runs in (docker or local)",
@@ -50,6 +53,9 @@ VERBS: dict[str, str] = {
     "exercises": "list the exercise book with each exercise's status on this lab",
     "check": "self-check an exercise (--ex N): 0 done, 1 not yet, 2 the lab is not up",
     "solve": "apply the instructor's solution to an exercise (--ex N)",
+    "bundle": "classroom kit: every image, the venv's wheels (and a state) in one file",
+    "bundle-load": "load a classroom bundle: make up and make test then need no network",
+    "mirror": "classroom: a pull-through cache of Docker Hub for the room (--port)",
 }
 
 
@@ -94,6 +100,15 @@ def parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     verbs["e2e"].add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     for name in ("check", "solve"):
         verbs[name].add_argument("--ex", default=env("EX") or "", help="(EX=)")
+    for name in ("bundle", "bundle-load"):
+        verbs[name].add_argument(
+            "--file", default=env("BUNDLE") or "", help="(BUNDLE=, mlops-lab-bundle-<arch>.tar)"
+        )
+    verbs["bundle"].add_argument("--arch", default=env("BUNDLE_ARCH") or "", help="(BUNDLE_ARCH=)")
+    verbs["bundle"].add_argument(
+        "--state", default=env("BUNDLE_STATE") or "", help="a make state-save file (BUNDLE_STATE=)"
+    )
+    verbs["mirror"].add_argument("--port", default=env("MIRROR_PORT") or "", help="(MIRROR_PORT=)")
     return p
 
 
@@ -154,6 +169,17 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
         from labctl import summary
 
         return summary.summary(settings.root, settings.env)
+
+    if verb in ("bundle", "bundle-load", "mirror"):  # Docker's images, whatever the mode
+        from labctl import bundle
+
+        if verb == "bundle":
+            bundle.create(settings, runner, args.file, args.arch, args.state)
+        elif verb == "bundle-load":
+            bundle.load(settings, runner, args.file)
+        else:
+            bundle.mirror(settings, runner, args.port)
+        return 0
 
     from labctl.docker import docker_answers
 
@@ -261,6 +287,11 @@ def run(args: argparse.Namespace, settings: Settings, runner: Runner) -> int:
     elif verb == "state-restore":
         settings.env["FORCE"] = "1" if args.force else "0"
         b.state_restore()
+    elif verb in ("images-push", "images-tag", "images-login"):
+        if b.mode != "docker":
+            raise LabError(f"{verb} moves docker images: it needs LAB_MODE=docker")
+        {"images-push": b.images_push, "images-tag": b.images_tag_remote,
+         "images-login": b.images_login}[verb]()  # fmt: skip
     return 0
 
 

@@ -71,6 +71,10 @@ class DockerBackend:
     def __init__(self, settings: Settings, runner: Runner):
         self.s = settings
         self.runner = runner
+        # Set once this process brought the tracking stack up and saw it healthy: the
+        # servers and jobs started after that skip Compose's dependency round (a few
+        # seconds each: the one-shot bucket job runs again, every health check is awaited).
+        self.tracking_ready = False
 
     # ------------------------------------------------------------------ helpers
     def compose(self, *args: str, profiles: tuple[str, ...] = ()) -> list[str]:
@@ -134,14 +138,23 @@ class DockerBackend:
         self.ensure_env()
         self.prepare_reports()
         self.start_registry()
-        if self.s.flag("LAB_REUSE_IMAGES") and self.registry_has_images():
-            # CI stage jobs: the images came with the restored lab state (make state-restore).
-            log.info(
-                f"the local registry already holds the images for {self.s.get('GIT_SHA')} "
-                "(LAB_REUSE_IMAGES=1): not rebuilding"
-            )
-        else:
-            self.build_images()
+        self.provide_images()
+
+    def provide_images(self) -> None:
+        """This commit's five images in the local registry, the cheapest way: already
+        there (a warm start), in the engine (a loaded classroom bundle, a registry volume
+        removed), pulled from LAB_REMOTE_IMAGES (a CI job after the build job), or built."""
+        sha = self.s.get("GIT_SHA")
+        if self.registry_has_images():
+            log.info(f"the local registry holds this commit's images ({sha}): not rebuilding")
+            return
+        if reusable_tag(sha) and all(self.engine_has(repo, sha) for repo in BUILT.values()):
+            log.info(f"the engine holds this commit's images ({sha}): pushing, not rebuilding")
+            self.push_images()
+            return
+        if reusable_tag(sha) and self.s.get("LAB_REMOTE_IMAGES") and self.pull_remote(sha):
+            return
+        self.build_images()
 
     def ensure_env(self) -> None:
         changed = ensure_env(self.s)
@@ -173,6 +186,7 @@ class DockerBackend:
     def start_tracking(self) -> None:
         log.info(f"starting Postgres, the S3 store ({self.s.s3_backend}) and MLflow")
         self.runner.run(self.compose("up", "-d", "--wait", "mlflow"))
+        self.tracking_ready = True
         if self.s.auth:
             from labctl import accounts
 
@@ -181,13 +195,23 @@ class DockerBackend:
     def _pull_up(self, *services: str) -> None:
         """Bring servers onto the images their tags name (recreated only if one changed)."""
         self.runner.run(self.compose("pull", "--quiet", *services))
-        self.runner.run(self.compose("up", "-d", "--wait", *services))
+        self.runner.run(self.compose("up", "-d", "--wait", *self._no_deps(), *services))
+
+    def _no_deps(self) -> list[str]:
+        return ["--no-deps"] if self.tracking_ready else []
 
     def _job(self, profile: str, *args: str, **kwargs) -> Result:
         """A one-shot job as the user who owns the reports; its exit code is the verdict."""
         return self.runner.run(
             self.compose(
-                "run", "--rm", "--no-TTY", "--user", self.run_as(), *args, profiles=(profile,)
+                "run",
+                "--rm",
+                "--no-TTY",
+                *self._no_deps(),
+                "--user",
+                self.run_as(),
+                *args,
+                profiles=(profile,),
             ),
             **kwargs,
         )
@@ -195,8 +219,11 @@ class DockerBackend:
     blue_green = True
 
     def start_servers(self) -> None:
-        self._pull_up("serving-staging")
         targets = self._alias_targets()
+        self.restore_serving_tags(targets)
+        # Staging loads its model while production starts; both are waited for.
+        self.runner.run(self.compose("pull", "--quiet", "serving-staging"))
+        self.runner.run(self.compose("up", "-d", *self._no_deps(), "serving-staging"))
         if "staging" in targets:
             version, sha = targets["staging"]
             self._check_image_tag(
@@ -206,6 +233,7 @@ class DockerBackend:
                 "the image of its commit; the next promotion to staging retags :staging",
             )
         self.start_production(targets)
+        self.runner.run(self.compose("up", "-d", "--wait", *self._no_deps(), "serving-staging"))
 
     def _alias_targets(self) -> dict[str, tuple[str, str]]:
         """alias -> (version, git sha) for each alias that is set, from the registry."""
@@ -326,9 +354,14 @@ class DockerBackend:
         idle = state.idle
         state.colours[idle] = {"version": version, "tag": sha}
         production.save(self.s.lab_dir, state)
+        self.ensure_serving_image(version, sha)
         log.info(f"starting production's idle colour ({idle}) on version {version} ({sha})")
         self.runner.run(self.compose("pull", "--quiet", f"serving-{idle}"))
-        self.runner.run(self.compose("up", "-d", "--wait", "--force-recreate", f"serving-{idle}"))
+        self.runner.run(
+            self.compose(
+                "up", "-d", "--wait", "--force-recreate", *self._no_deps(), f"serving-{idle}"
+            )
+        )
         return f"http://serving-{idle}:8080"
 
     def abort_production(self) -> None:
@@ -495,10 +528,156 @@ class DockerBackend:
                 self.compose("build", *services, profiles=("build", "jobs", "load")),
                 env={"DOCKER_BUILDKIT": "1"},
             )
-        log.info(f"pushing them to the local registry ({self.s.get('LAB_REGISTRY')})")
+        self.push_images()
+
+    def push_images(self) -> None:
+        log.info(f"pushing the images to the local registry ({self.s.get('LAB_REGISTRY')})")
+        self.runner.run(self.compose("push", "--quiet", *BUILT, profiles=("build", "jobs", "load")))
+
+    def local_ref(self, repo: str, tag: str) -> str:
+        return f"{self.s.get('LAB_REGISTRY')}/mlops-lab/{repo}:{tag}"
+
+    def remote_ref(self, repo: str, tag: str) -> str:
+        # Image references are lower case; GitHub's OWNER/REPO need not be.
+        return f"{self.s.get('LAB_REMOTE_IMAGES').rstrip('/').lower()}/{repo}:{tag}"
+
+    def images_login(self) -> None:
+        """docker login to LAB_REMOTE_IMAGES' registry with REMOTE_IMAGES_USER and
+        REMOTE_IMAGES_TOKEN (GitHub: the actor and the job's token)."""
+        remote = self.s.get("LAB_REMOTE_IMAGES")
+        if not remote:
+            log.info("LAB_REMOTE_IMAGES is not set: images are built here, no login needed")
+            return
+        user, token = self.s.get("REMOTE_IMAGES_USER"), self.s.get("REMOTE_IMAGES_TOKEN")
+        if not (user and token):
+            raise LabError(
+                "LAB_REMOTE_IMAGES is set: REMOTE_IMAGES_USER and REMOTE_IMAGES_TOKEN must "
+                "name the login (on GitHub: github.actor and github.token)"
+            )
+        host = remote.split("/", 1)[0]
         self.runner.run(
-            self.compose("push", "--quiet", *services, profiles=("build", "jobs", "load"))
+            ["docker", "login", "--username", user, "--password-stdin", host],
+            input=token.encode(),
+            capture=True,
         )
+        log.good(f"docker is logged in to {host}")
+
+    def engine_has(self, repo: str, tag: str) -> bool:
+        """The Docker engine holds `<registry>/mlops-lab/<repo>:<tag>` (built or loaded)."""
+        argv = ["docker", "image", "inspect", "--format", "{{.Id}}", self.local_ref(repo, tag)]
+        return self.runner.ok(argv)
+
+    def pull_remote(self, tag: str, repos: tuple[str, ...] | None = None) -> bool:
+        """Copy images from LAB_REMOTE_IMAGES (where CI's build job pushed them) into the
+        local registry; False, with a warning, when the remote does not have one of them."""
+        repos = repos or tuple(BUILT.values())
+        log.info(f"pulling the images of {tag} from {self.s.get('LAB_REMOTE_IMAGES')}")
+        for repo in repos:
+            remote = self.remote_ref(repo, tag)
+            if not self.runner.ok(["docker", "pull", "--quiet", remote]):
+                log.warn(f"{remote} could not be pulled")
+                return False
+            self.runner.run(["docker", "tag", remote, self.local_ref(repo, tag)])
+            self.runner.run(["docker", "push", "--quiet", self.local_ref(repo, tag)], capture=True)
+        return True
+
+    def images_push(self) -> None:
+        """CI's build job: this commit's images to LAB_REMOTE_IMAGES (ghcr.io/OWNER/REPO),
+        and each alias's serving tag after a promotion, as a real pipeline moves them."""
+        if not self.s.get("LAB_REMOTE_IMAGES"):
+            raise LabError(
+                "LAB_REMOTE_IMAGES is not set: name the registry path to push to, "
+                "e.g. LAB_REMOTE_IMAGES=ghcr.io/owner/repo"
+            )
+        sha = self.s.get("GIT_SHA")
+        if not reusable_tag(sha):
+            raise LabError(
+                f"GIT_SHA={sha}: only a clean commit's images are pushed (commit your changes)"
+            )
+        self.start_registry()
+        self.provide_images()
+        for repo in BUILT.values():
+            self._push_remote(repo, sha, sha)
+
+    def _push_remote(self, repo: str, source_tag: str, tag: str) -> None:
+        local, remote = self.local_ref(repo, source_tag), self.remote_ref(repo, tag)
+        if not self.engine_has(repo, source_tag):
+            self.runner.run(["docker", "pull", "--quiet", local], capture=True)
+        self.runner.run(["docker", "tag", local, remote])
+        log.info(f"pushing {remote}")
+        self.runner.run(["docker", "push", "--quiet", remote], capture=True)
+
+    def images_tag_remote(self) -> None:
+        """Point the remote serving:staging and :production at the images their aliases'
+        versions were built from (after make promote or make rollback in CI)."""
+        if not self.s.get("LAB_REMOTE_IMAGES"):
+            log.info("LAB_REMOTE_IMAGES is not set: no remote tags to move")
+            return
+        for alias, (version, sha) in sorted(self._alias_targets().items()):
+            if alias in ("staging", "production") and sha:
+                log.info(f"remote serving:{alias} -> {sha} (version {version})")
+                self._push_remote("serving", sha, alias)
+
+    def restore_serving_tags(self, targets: dict[str, tuple[str, str]]) -> None:
+        """A restored state carries no images: each alias's serving image (tagged by the
+        sha of the commit that trained its version) must be in the local registry, and
+        serving:<alias> must name it. Copied from LAB_REMOTE_IMAGES when missing."""
+        for alias in ("staging", "production"):
+            if alias not in targets:
+                continue
+            version, sha = targets[alias]
+            if not sha or sha == "unknown":
+                continue
+            self.ensure_serving_image(version, sha)
+            if not self.registry_has("serving", alias):
+                log.info(f"tagging serving:{sha} as serving:{alias} in the local registry")
+                self.registry_retag("serving", sha, alias)
+        if "staging" not in targets and not self.registry_has("serving", "staging"):
+            # No staging version: the staging server runs, serving nothing until one is
+            # promoted, on this commit's image.
+            self.registry_retag("serving", self.s.get("GIT_SHA"), "staging")
+
+    def ensure_serving_image(self, version: str, sha: str) -> None:
+        """The serving image of the commit that trained `version`, in the local registry:
+        there already, or copied from LAB_REMOTE_IMAGES; refused, naming both, if neither."""
+        if self.registry_has("serving", sha):
+            return
+        if self.s.get("LAB_REMOTE_IMAGES") and self.pull_remote(sha, ("serving",)):
+            return
+        raise LabError(
+            f"version {version} was trained by commit {sha}, and its serving image is "
+            "neither in the local registry nor at LAB_REMOTE_IMAGES: set LAB_REMOTE_IMAGES "
+            f"to where CI pushed it, or check out {sha} and run make build"
+        )
+
+    def registry_retag(self, repo: str, source: str, target: str) -> None:
+        """Copy the manifest of `<repo>:<source>` to `<repo>:<target>` (a `docker tag` +
+        `docker push` without pulling), through the registry's HTTP API."""
+        base = f"http://127.0.0.1:{self.s.port('REGISTRY_PORT')}/v2/mlops-lab/{repo}/manifests"
+        headers = self._registry_headers()
+        try:
+            # The lab's own registry, http on the loopback.
+            get = urllib.request.Request(  # noqa: S310
+                f"{base}/{source}", headers={**headers, "Accept": MANIFEST_ACCEPT}
+            )
+            with urllib.request.urlopen(get, timeout=10) as r:  # noqa: S310
+                body, media = r.read(), r.headers.get("Content-Type", "")
+            put = urllib.request.Request(  # noqa: S310
+                f"{base}/{target}",
+                data=body,
+                method="PUT",
+                headers={**headers, "Content-Type": media.split(";")[0].strip()},
+            )
+            with urllib.request.urlopen(put, timeout=10):  # noqa: S310
+                pass
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise LabError(f"retagging {repo}:{source} as {repo}:{target} failed: {exc}") from exc
+
+    def _registry_headers(self) -> dict[str, str]:
+        if not self.s.auth:
+            return {}
+        login = f"{REGISTRY_USER}:{self.s.get('REGISTRY_PASSWORD')}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(login).decode()}
 
     def bake_images(self, cache: str) -> None:
         """LAB_BUILD_CACHE=gha: `docker buildx bake` from the compose file, Actions cache.
@@ -547,10 +726,7 @@ class DockerBackend:
     def registry_digest(self, repo: str, tag: str) -> str | None:
         """The digest the registry gives `mlops-lab/<repo>:<tag>`, None when it has none."""
         url = f"http://127.0.0.1:{self.s.port('REGISTRY_PORT')}/v2/mlops-lab/{repo}/manifests/{tag}"
-        headers = {"Accept": MANIFEST_ACCEPT}
-        if self.s.auth:
-            login = f"{REGISTRY_USER}:{self.s.get('REGISTRY_PASSWORD')}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(login).decode()
+        headers = {"Accept": MANIFEST_ACCEPT, **self._registry_headers()}
         req = urllib.request.Request(url, method="HEAD", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (http, loopback)
@@ -562,7 +738,7 @@ class DockerBackend:
         """All five images of this commit are in the registry (a clean tree only: a
         -dirty tag does not say which edits it was built from)."""
         sha = self.s.get("GIT_SHA")
-        if sha == "dev" or "-dirty" in sha:
+        if not reusable_tag(sha):
             return False
         return all(self.registry_has(repo, sha) for repo in BUILT.values())
 
@@ -572,7 +748,7 @@ class DockerBackend:
         if self.registry_has("serving", self.s.get("GIT_SHA")):
             return
         self.start_registry()
-        self.build_images()
+        self.provide_images()
 
     # ----------------------------------------------------------------- state
     def state_file(self) -> Path:
@@ -735,6 +911,12 @@ class DockerBackend:
                 f"{self.s.get('GIT_SHA')} (make up builds this one's images)"
             )
         log.info("restored: make up starts the lab on it (it finds the production model)")
+
+
+def reusable_tag(sha: str) -> bool:
+    """A tag that names exactly one source: a clean commit's (a -dirty tag does not say
+    which edits it was built from)."""
+    return bool(sha) and sha != "dev" and "-dirty" not in sha
 
 
 def chown_tree(root: Path, uid: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labctl import images
 from labctl.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,6 +280,10 @@ class Settings:
     env: dict[str, str]
     environ: dict[str, str]  # the caller's own environment, before .env
     warnings: list[str] = field(default_factory=list)
+    # The upstream image each *_IMAGE variable pins for this lab: the user's value, else
+    # compose/compose.yaml's default (through LAB_MIRROR when set). `env` may name the same
+    # image differently (as loaded from a classroom bundle).
+    images: dict[str, str] = field(default_factory=dict)
 
     def get(self, key: str, default: str = "") -> str:
         return self.env.get(key) or default
@@ -366,6 +372,7 @@ def load(
     if settings.s3_backend not in S3_BACKENDS:
         raise LabError(f"S3_BACKEND must be minio or seaweedfs (got {settings.s3_backend!r})")
     env["LAB_REGISTRY"] = env.get("LAB_REGISTRY") or f"127.0.0.1:{env['REGISTRY_PORT']}"
+    settings.images = upstream_images(root, env)
     auth = resolve_auth(env.get("LAB_AUTH", ""), settings.bind)
     env["LAB_AUTH"] = "1" if auth else "0"
     # Computed, never read from .env: the tools without logins stay on this machine.
@@ -381,6 +388,62 @@ def load(
         env["MLFLOW_TRACKING_USERNAME"] = MLFLOW_ADMIN_USER
         env["MLFLOW_TRACKING_PASSWORD"] = env["MLFLOW_ADMIN_PASSWORD"]
     return settings
+
+
+# host:port of LAB_MIRROR: a name or IPv4 address, or an IPv6 address in brackets.
+MIRROR = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")
+# What `make bundle-load` loaded: the names under which this engine holds digest-pinned images.
+BUNDLE_IMAGES = Path(".bundle") / "images.json"
+
+
+def upstream_images(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """The upstream image of every *_IMAGE variable; sets in `env` the ones the lab pulls
+    through LAB_MIRROR, or runs by the name a loaded classroom bundle gave them."""
+    try:
+        defaults = images.upstream_defaults(
+            (root / "compose" / "compose.yaml").read_text(encoding="utf-8")
+        )
+    except FileNotFoundError:
+        return {}
+    mirror = env.get("LAB_MIRROR", "").strip()
+    if mirror and not MIRROR.match(mirror):
+        raise LabError(
+            "LAB_MIRROR must be host:port, the address of the room's pull-through registry "
+            f"(e.g. 192.168.1.20:5000, no http://; got {mirror!r})"
+        )
+    pinned: dict[str, str] = {}
+    for var, default in defaults.items():
+        if env.get(var):
+            pinned[var] = env[var]
+            continue
+        through = images.through_mirror(default, mirror) if mirror else None
+        pinned[var] = through or default
+        if through:
+            env[var] = through
+    for var, ref in loaded_images(root).items():
+        # Only for the very image the lab pins: after a checkout that pins another, the
+        # lab pulls that one as usual.
+        if var in defaults and pinned.get(var) == ref:
+            env[var] = images.bundle_name(ref)
+    return pinned
+
+
+def loaded_images(root: Path) -> dict[str, str]:
+    """`.bundle/images.json`, written by make bundle-load: variable -> the digest-pinned
+    image the engine holds under its bundle name (images.bundle_name). Anything but image
+    references is ignored."""
+    try:
+        data = json.loads((root / BUNDLE_IMAGES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        var: ref
+        for var, ref in (data.items() if isinstance(data, dict) else ())
+        if isinstance(var, str)
+        and var.endswith("_IMAGE")
+        and isinstance(ref, str)
+        and IMAGE_REFERENCE.match(ref)
+    }
 
 
 def reload(settings: Settings, runner) -> None:

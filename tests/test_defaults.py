@@ -71,7 +71,8 @@ ONE_SIDED = {
     "LAB_MODE": "chooses docker or local mode",
     "S3_BACKEND": "names the Compose profile to start (minio or seaweedfs)",
     "LAB_BUILD_CACHE": "CI replica: how images are built",
-    "LAB_REUSE_IMAGES": "CI replica: skip the build when the registry has the images",
+    "LAB_MIRROR": "classroom: labctl pulls the Docker Hub images through it (sets *_IMAGE)",
+    "LAB_REMOTE_IMAGES": "CI replica: where the build job pushes the images",
     "STATE_FILE": "CI replica: where state-save writes",
     # In compose/compose.yaml only: set by the tooling or the login, not by the user.
     "GIT_SHA": "the commit the images are built from; make sets it",

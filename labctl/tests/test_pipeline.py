@@ -244,6 +244,7 @@ def test_training_builds_this_commits_images_first(
 ):
     b = DockerBackend(settings_for(), fake)
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: in_registry)
+    fake.on("docker image inspect", 1)  # nor in the engine
     b.train()
     assert fake.ran("build mlflow serving-image") is built
     assert " ".join(fake.calls[-1]).endswith(f"run --rm --no-TTY --user {b.run_as()} training")
@@ -260,17 +261,90 @@ def test_training_runs_as_the_owner_of_its_report_folder(settings_for, fake, mon
     assert argv[argv.index("--user") + 1] == b.run_as()
 
 
-def test_reuse_skips_the_build_only_when_the_registry_has_the_images(
-    settings_for, fake, monkeypatch
-):
-    b = DockerBackend(settings_for(LAB_REUSE_IMAGES="1", GIT_SHA="abc"), fake)
+def test_make_up_takes_the_images_the_cheapest_way(settings_for, fake, monkeypatch):
+    """Registry (a warm start) > engine (a loaded bundle) > LAB_REMOTE_IMAGES (a CI job
+    after the build job) > a build."""
+    b = DockerBackend(settings_for(GIT_SHA="abc", LAB_REMOTE_IMAGES="ghcr.io/Me/Lab"), fake)
     monkeypatch.setattr(b, "doctor", lambda: ([], "ok"))
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
     b.prepare()
-    assert not fake.ran("build mlflow")
+    assert not fake.ran("build mlflow") and not fake.ran("push")
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: repo != "loadtests")
+    b.prepare()  # the engine has them (every command answers 0): pushed, not built
+    assert fake.ran("push --quiet mlflow serving-image") and not fake.ran("build mlflow")
+    fake.calls.clear()
+    fake.on("docker image inspect", 1)
+    b.prepare()  # pulled from the remote, lower-cased, and pushed to the local registry
+    assert fake.ran("docker pull --quiet ghcr.io/me/lab/serving:abc")
+    assert fake.ran(f"docker push --quiet {b.local_ref('serving', 'abc')}")
+    assert not fake.ran("build mlflow")
+    fake.on("docker pull", 1)
+    b.prepare()  # the remote lacks them (a fork's pull request): built
+    assert fake.ran("build mlflow serving-image")
+
+
+def test_a_dirty_tree_always_builds(settings_for, fake, monkeypatch):
+    b = DockerBackend(settings_for(GIT_SHA="abc-dirty-123"), fake)
+    monkeypatch.setattr(b, "doctor", lambda: ([], "ok"))
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
     b.prepare()
     assert fake.ran("build mlflow serving-image")
+
+
+def test_restored_aliases_get_their_images_and_tags_back(settings_for, fake, monkeypatch):
+    """A state carries no images: after a restore, the image of each alias's commit comes
+    from the remote and serving:<alias> is tagged again; without one, make up says why."""
+    b = DockerBackend(settings_for(GIT_SHA="new", LAB_REMOTE_IMAGES="ghcr.io/me/lab"), fake)
+    present = {("serving", "new")}
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: (repo, tag) in present)
+    retagged = []
+    monkeypatch.setattr(b, "registry_retag", lambda repo, src, dst: retagged.append((src, dst)))
+    targets = {"production": ("3", "old"), "staging": ("4", "new")}
+    b.restore_serving_tags(targets)
+    assert fake.ran("docker pull --quiet ghcr.io/me/lab/serving:old")
+    assert not fake.ran("ghcr.io/me/lab/serving:new")
+    assert retagged == [("new", "staging"), ("old", "production")]
+    fake.on("docker pull", 1)
+    with pytest.raises(LabError, match="version 3 was trained by commit old, and its serving"):
+        b.restore_serving_tags(targets)
+
+
+def test_a_production_switch_needs_the_image_of_its_commit(settings_for, fake, monkeypatch):
+    b = DockerBackend(settings_for(GIT_SHA="new"), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: False)
+    with pytest.raises(LabError, match="neither in the local registry nor at LAB_REMOTE_IMAGES"):
+        b.prepare_production("3", "old")
+    assert not fake.ran("up -d")
+
+
+def test_images_push_and_remote_tags(settings_for, fake, monkeypatch):
+    b = DockerBackend(settings_for(GIT_SHA="abc", LAB_REMOTE_IMAGES="ghcr.io/me/lab"), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
+    b.images_push()
+    for repo in ("mlflow", "serving", "training", "gatekeeper", "loadtests"):
+        assert fake.ran(f"docker push --quiet ghcr.io/me/lab/{repo}:abc")
+    monkeypatch.setattr(
+        b, "_alias_targets", lambda: {"production": ("2", "old"), "candidate": ("5", "abc")}
+    )
+    b.images_tag_remote()
+    assert fake.ran(f"docker tag {b.local_ref('serving', 'old')} ghcr.io/me/lab/serving:production")
+    assert not fake.ran("serving:candidate")
+    with pytest.raises(LabError, match="only a clean commit's images are pushed"):
+        DockerBackend(
+            settings_for(GIT_SHA="abc-dirty-1", LAB_REMOTE_IMAGES="x.io/a"), fake
+        ).images_push()
+    with pytest.raises(LabError, match="LAB_REMOTE_IMAGES is not set"):
+        DockerBackend(settings_for(GIT_SHA="abc"), fake).images_push()
+
+
+def test_images_login_passes_the_token_on_stdin(settings_for, fake):
+    env = dict(LAB_REMOTE_IMAGES="ghcr.io/me/lab", REMOTE_IMAGES_USER="me")
+    with pytest.raises(LabError, match="REMOTE_IMAGES_TOKEN"):
+        DockerBackend(settings_for(**env), fake).images_login()
+    DockerBackend(settings_for(**env, REMOTE_IMAGES_TOKEN="t0ken"), fake).images_login()
+    assert fake.calls[-1] == ["docker", "login", "--username", "me", "--password-stdin", "ghcr.io"]
+    DockerBackend(settings_for(), fake).images_login()  # nothing set: nothing to do
+    assert fake.calls[-1][1] == "login" and len(fake.calls) == 1
 
 
 def test_the_project_name_reaches_compose(settings_for, fake):
@@ -388,6 +462,7 @@ def test_the_gatekeeper_runs_from_the_images_of_the_code_in_the_tree(
     """An edit the registry has no images for is built before a gatekeeper job runs."""
     b = DockerBackend(settings_for(), fake)
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: False)
+    fake.on("docker image inspect", 1)  # nor in the engine
     built = []
     monkeypatch.setattr(b, "start_registry", lambda: None)
     monkeypatch.setattr(b, "build_images", lambda: built.append(b.s.get("GIT_SHA")))

@@ -228,13 +228,45 @@ def test_one_action_is_pinned_to_one_sha_everywhere():
     assert {action: pin for action, pin in pins.items() if len(pin) > 1} == {}
 
 
-@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
-def test_permissions_are_read_only(path):
-    workflow = load(path)
-    assert workflow.get("permissions") == {"contents": "read"}
+# The targets that write to the container registry (ghcr.io): the only reason for a write.
+PUSHES_IMAGES = {"images-push", "images-tag"}
+
+
+def permission_problems(workflow: dict) -> list[str]:
+    """Read-only everywhere, except `packages: write` in a job that pushes or retags
+    images; and a job that does must ask for it."""
+    problems = []
+    if workflow.get("permissions") != {"contents": "read"}:
+        problems.append(f"workflow permissions {workflow.get('permissions')}")
     for job_id, job in workflow["jobs"].items():
+        called = {t for s in job.get("steps", []) for t in make_targets_called(s.get("run", ""))}
         for scope, level in (job.get("permissions") or {}).items():
-            assert level == "read", f"{path.name}: job {job_id} asks {scope}: {level}"
+            if level != "read" and not (scope == "packages" and called & PUSHES_IMAGES):
+                problems.append(f"job {job_id} asks {scope}: {level}")
+        if called & PUSHES_IMAGES and (job.get("permissions") or {}).get("packages") != "write":
+            problems.append(f"job {job_id} pushes images without packages: write")
+    return problems
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_permissions_are_read_only_but_where_images_are_pushed(path):
+    assert permission_problems(load(path)) == []
+
+
+@pytest.mark.parametrize(
+    ("job", "problem"),
+    [
+        ({"permissions": {"contents": "write"}, "steps": [{"run": "make images-push"}]},
+         "asks contents: write"),
+        ({"permissions": {"packages": "write"}, "steps": [{"run": "make up"}]},
+         "asks packages: write"),
+        ({"permissions": {"packages": "read"}, "steps": [{"run": "make images-tag"}]},
+         "without packages: write"),
+    ],
+)  # fmt: skip
+def test_the_permission_check_sees_needless_and_missing_writes(job, problem):
+    workflow = {"permissions": {"contents": "read"}, "jobs": {"j": job}}
+    assert any(problem in p for p in permission_problems(workflow))
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
@@ -526,9 +558,10 @@ def test_rollback_is_manual_and_restores_a_runs_production_state(pipeline):
     downloads = [s for s in job["steps"] if is_download(s)]
     assert [_artifact(s, "name") for s in downloads] == [saved_state(pipeline)[promoter]]
     assert _artifact(downloads[0], "run-id") == "${{ inputs.run_id }}"
-    assert job["permissions"] == {"contents": "read", "actions": "read"}
+    assert job["permissions"] == {"contents": "read", "actions": "read", "packages": "write"}
     called = [t for s in job["steps"] for t in make_targets_called(s.get("run", ""))]
     assert called.index("state-restore") < called.index("up") < called.index("rollback")
+    assert called.index("rollback") < called.index("images-tag")
 
 
 def test_dependabot_covers_actions_every_requirements_folder_and_every_dockerfile():
@@ -583,3 +616,20 @@ def test_make_test_collects_every_test_file_but_the_end_to_end_ones():
         if not any(path == root or path.is_relative_to(root) for root in collected)
     ]
     assert not left_out, f"not in pyproject.toml's testpaths: {sorted(left_out)}"
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_every_alias_move_is_followed_by_the_remote_tags(path):
+    """ghcr.io's serving:staging and :production follow the aliases, as the course's
+    pipeline retags them: each job that promotes or rolls back calls make images-tag after
+    it, and the job that builds pushes the images it built."""
+    for job_id, job in load(path)["jobs"].items():
+        calls = job_calls(job)
+        moved = [i for i, t, _ in calls if t in ("promote", "rollback", "retrain-on-drift")]
+        tagged = [i for i, t, _ in calls if t == "images-tag"]
+        if moved:
+            assert tagged and max(tagged) > max(moved), f"{path.name}: job {job_id}"
+        built = [i for i, t, _ in calls if t == "build"]
+        if built:
+            pushed = [i for i, t, _ in calls if t == "images-push"]
+            assert pushed and min(pushed) > max(built), f"{path.name}: job {job_id}"
