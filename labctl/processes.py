@@ -116,10 +116,11 @@ def venv_bin(python: str | os.PathLike | None = None) -> Path:
 def mlflow_server_command(
     bin_dir: Path, backend_dir: Path, port: int, host: str = "127.0.0.1", workers: int = 1
 ) -> list[str]:
-    """`mlflow server` on SQLite with proxied local artifacts, as local mode runs it."""
+    """`mlflow server` on SQLite with proxied local artifacts, as local mode runs it
+    (through services/mlflow/serve.py, as the image does: no idle parent process)."""
     return [
-        str(bin_dir / "mlflow"),
-        "server",
+        str(bin_dir / "python"),
+        str(ROOT / "services" / "mlflow" / "serve.py"),
         "--backend-store-uri",
         f"sqlite:///{backend_dir / 'mlflow.db'}",
         "--artifacts-destination",

@@ -21,8 +21,9 @@ if [ "${MLFLOW_AUTH:-}" = 1 ]; then
 fi
 # The backend store URI holds the database password: mlflow reads it from the
 # environment (MLFLOW_BACKEND_STORE_URI), so that no process's arguments show it.
+# serve.py is `mlflow server` whose web server takes over its process (no idle parent).
 export MLFLOW_BACKEND_STORE_URI
-exec mlflow server \
+exec python /app/serve.py \
     --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
     --serve-artifacts \
     --host 0.0.0.0 \
