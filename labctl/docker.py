@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -137,6 +138,8 @@ class DockerBackend:
         log.good(summary)
         self.ensure_env()
         self.prepare_reports()
+        # The database and the S3 store get ready while the images are checked (or built).
+        self.runner.run(self.compose("up", "-d", "postgres", self.s.s3_backend))
         self.start_registry()
         self.provide_images()
 
@@ -223,7 +226,9 @@ class DockerBackend:
         self.restore_serving_tags(targets)
         # Staging loads its model while production starts; both are waited for.
         self.runner.run(self.compose("pull", "--quiet", "serving-staging"))
-        self.runner.run(self.compose("up", "-d", *self._no_deps(), "serving-staging"))
+        # The hold too, once its folder exists (Docker would create a missing one as root).
+        hold = ["serving-hold"] if (self.s.lab_dir / "proxy").is_dir() else []
+        self.runner.run(self.compose("up", "-d", *self._no_deps(), "serving-staging", *hold))
         if "staging" in targets:
             version, sha = targets["staging"]
             self._check_image_tag(
@@ -236,14 +241,37 @@ class DockerBackend:
         self.runner.run(self.compose("up", "-d", "--wait", *self._no_deps(), "serving-staging"))
 
     def _alias_targets(self) -> dict[str, tuple[str, str]]:
-        """alias -> (version, git sha) for each alias that is set, from the registry."""
-        r = self.gatekeeper("status", "--json", capture=True)
-        text = r.stdout[r.stdout.index("[") :] if "[" in r.stdout else "[]"
-        return {
-            str(row["alias"]): (str(row["version"]), str(row.get("git_sha") or ""))
-            for row in json.loads(text)
-            if row.get("alias") and row.get("version")
-        }
+        """alias -> (version, git sha) for each alias that is set, read from MLflow's REST
+        API on the published port (a job container would take seconds to say the same)."""
+        from labctl.book.view import Lab, Unanswered
+
+        lab = Lab(self.s, self.mode)
+        try:
+            r = lab.http(
+                f"{lab.mlflow_url}/api/2.0/mlflow/registered-models/get?"
+                + urllib.parse.urlencode({"name": lab.model_name}),
+                headers=lab.mlflow_headers(),
+            )
+            if r.status == 404:  # no model registered yet: nothing has an alias
+                return {}
+            if r.status != 200:
+                raise Unanswered(f"HTTP {r.status} {r.body[:200]!r}")
+            aliases = r.json()["registered_model"].get("aliases", [])
+            return {
+                str(a["alias"]): (
+                    str(a["version"]),
+                    lab.version(str(a["version"]))["tags"].get("git_sha", ""),
+                )
+                for a in aliases
+            }
+        except (Unanswered, ValueError, KeyError) as exc:
+            raise LabError(
+                f"cannot read the model's aliases from MLflow ({exc}); nothing was started "
+                "over the lab: check make logs SERVICE=mlflow"
+            ) from exc
+
+    def production_version(self) -> str:
+        return self._alias_targets().get("production", ("", ""))[0]
 
     def _check_image_tag(self, alias: str, sha: str, consequence: str) -> None:
         """Warn when the registry's serving:<alias> is not the image of @alias's commit."""

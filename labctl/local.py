@@ -352,10 +352,13 @@ class LocalBackend:
             if folder != keep:
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def production_alias(self) -> str:
+    def production_version(self) -> str:
         from labctl.pipeline import production_version
 
-        version = production_version(self)
+        return production_version(self)
+
+    def production_alias(self) -> str:
+        version = self.production_version()
         if not version:
             raise LabError("the registry has no @production to serve: run make up to bootstrap")
         return version

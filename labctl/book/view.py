@@ -92,7 +92,7 @@ class Lab:
         except OSError as exc:
             raise Unanswered(f"{url} does not answer ({exc})") from None
 
-    def _mlflow_headers(self) -> dict[str, str]:
+    def mlflow_headers(self) -> dict[str, str]:
         if not self.s.auth:
             return {}
         return {"Authorization": _basic("admin", self.s.get("MLFLOW_ADMIN_PASSWORD"))}
@@ -105,7 +105,7 @@ class Lab:
             url += "?" + urllib.parse.urlencode(params)
         elif params:
             body = params
-        r = self.http(url, method=method, body=body, headers=self._mlflow_headers())
+        r = self.http(url, method=method, body=body, headers=self.mlflow_headers())
         if r.status != 200:
             raise Unanswered(f"MLflow {path}: HTTP {r.status} {r.body[:200]!r}")
         return r.json()
@@ -197,7 +197,7 @@ class Lab:
             raise Unanswered(f"run {run_id} keeps its artifacts outside MLflow ({uri})")
         tail = uri.split(":", 1)[1].lstrip("/")
         url = f"{self.mlflow_url}/api/2.0/mlflow-artifacts/artifacts/{tail}/{path}"
-        r = self.http(url, headers=self._mlflow_headers())
+        r = self.http(url, headers=self.mlflow_headers())
         if r.status != 200:
             raise Unanswered(f"artifact {path} of run {run_id}: HTTP {r.status}")
         return r.body

@@ -63,3 +63,15 @@ def settings_for(lab_root):
 @pytest.fixture
 def fake() -> FakeRunner:
     return FakeRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_lab_answers(monkeypatch):
+    """Unit tests reach no lab: a lab running on this machine's default ports must not
+    answer for the fakes (labctl reads MLflow's REST API through Lab.http)."""
+    from labctl.book import view
+
+    def unanswered(self, url, **_kwargs):
+        raise view.Unanswered(f"{url} does not answer (unit tests reach no lab)")
+
+    monkeypatch.setattr(view.Lab, "http", unanswered)

@@ -36,6 +36,9 @@ class StepBackend:
     def start_servers(self):
         self._step("servers")
 
+    def production_version(self):
+        return pipeline.production_version(self)
+
     def gatekeeper(self, *args, capture=False):
         if args[:1] == ("status",):
             self.steps.append("lookup")
@@ -531,3 +534,43 @@ def test_retrain_on_drift_to_staging_stops_before_production(settings_for):
     assert not any("production" in step for step in b.steps)
     b = StepBackend(settings_for(), Result(0, "3\n"))
     assert pipeline.retrain_on_drift(b, SHIFT, to="staging") is False
+
+
+def _mlflow_answers(monkeypatch, answers: dict[str, tuple[int, dict]]):
+    """Lab.http answering MLflow's REST paths from `answers` (path prefix -> status, body)."""
+    from labctl.book import view
+
+    def http(self, url, **_kwargs):
+        for prefix, (status, body) in answers.items():
+            if f"/api/2.0/mlflow/{prefix}" in url:
+                return view.Http(status, json.dumps(body).encode(), {})
+        raise view.Unanswered(f"{url} does not answer")
+
+    monkeypatch.setattr(view.Lab, "http", http)
+
+
+def test_make_up_reads_the_aliases_and_their_commits_from_mlflow(settings_for, fake, monkeypatch):
+    model = {"registered_model": {"aliases": [{"alias": "production", "version": "4"}]}}
+    version = {"model_version": {"version": "4", "tags": [{"key": "git_sha", "value": "sha4"}]}}
+    _mlflow_answers(
+        monkeypatch,
+        {"registered-models/get": (200, model), "model-versions/get": (200, version)},
+    )
+    b = DockerBackend(settings_for(), fake)
+    assert b._alias_targets() == {"production": ("4", "sha4")}
+    assert b.production_version() == "4"
+    assert not fake.calls  # no job container for a read
+
+
+def test_no_registered_model_yet_means_no_production(settings_for, fake, monkeypatch):
+    _mlflow_answers(monkeypatch, {"registered-models/get": (404, {"error_code": "X"})})
+    assert DockerBackend(settings_for(), fake).production_version() == ""
+
+
+@pytest.mark.parametrize("answers", [{}, {"registered-models/get": (500, {})}])
+def test_an_unreadable_registry_stops_make_up_with_a_reason(
+    settings_for, fake, monkeypatch, answers
+):
+    _mlflow_answers(monkeypatch, answers)
+    with pytest.raises(LabError, match="cannot read the model's aliases from MLflow"):
+        DockerBackend(settings_for(), fake).production_version()

@@ -1,5 +1,3 @@
-import json
-
 import pytest
 
 from labctl import pipeline, production
@@ -182,7 +180,8 @@ def _start_servers(settings_for, fake, monkeypatch, digests) -> None:
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)
     monkeypatch.setattr(b, "registry_digest", lambda repo, tag: digests.get(tag))
     monkeypatch.setattr(b, "_reload_proxy", lambda live, backup=None: None)
-    fake.on("gatekeeper status --json", stdout=json.dumps(ALIAS_ROWS))
+    targets = {r["alias"]: (r["version"], r["git_sha"]) for r in ALIAS_ROWS}
+    monkeypatch.setattr(b, "_alias_targets", lambda: targets)
     b.start_servers()
 
 
