@@ -1,5 +1,5 @@
 #!/bin/sh
-# Bring the database schema up to this image's MLflow version, then serve.
+# Bring the database schema up to this image's MLflow version, then serve (serve.py).
 # Required: MLFLOW_BACKEND_STORE_URI, MLFLOW_ARTIFACTS_DESTINATION (s3://bucket), and the
 # S3 settings boto3 reads (MLFLOW_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
 # MLFLOW_AUTH=1 (classroom mode) serves MLflow's basic-auth app: its users and permissions
@@ -9,7 +9,6 @@
 set -eu
 : "${MLFLOW_BACKEND_STORE_URI:?set MLFLOW_BACKEND_STORE_URI}"
 : "${MLFLOW_ARTIFACTS_DESTINATION:?set MLFLOW_ARTIFACTS_DESTINATION}"
-python /app/migrate.py
 set --
 if [ "${MLFLOW_AUTH:-}" = 1 ]; then
     : "${MLFLOW_AUTH_ADMIN_PASSWORD:?set MLFLOW_AUTH_ADMIN_PASSWORD (make up generates it)}"
@@ -23,7 +22,7 @@ fi
 # environment (MLFLOW_BACKEND_STORE_URI), so that no process's arguments show it.
 # serve.py is `mlflow server` whose web server takes over its process (no idle parent).
 export MLFLOW_BACKEND_STORE_URI
-exec python /app/serve.py \
+exec python /app/serve.py --migrate-first \
     --artifacts-destination "$MLFLOW_ARTIFACTS_DESTINATION" \
     --serve-artifacts \
     --host 0.0.0.0 \

@@ -1,4 +1,5 @@
-"""`mlflow server` without its waiting parent: `python serve.py ARGS` = `mlflow server ARGS`.
+"""`mlflow server` without its waiting parent: `python serve.py ARGS` = `mlflow server ARGS`
+(`--migrate-first`, first: upgrade the database schema first, see migrate.py).
 
 `mlflow server` builds the web server's command line and environment (the stores, the
 artifact proxy, the basic-auth app), starts it as a child process and then only waits for
@@ -18,6 +19,11 @@ import sys
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--migrate-first"]:  # the image: the schema first, in this process
+        import migrate
+
+        migrate.main()
+        argv = argv[1:]
     import mlflow.server
     from mlflow.cli import cli
     from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
