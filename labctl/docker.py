@@ -242,18 +242,25 @@ class DockerBackend:
 
     def _alias_targets(self) -> dict[str, tuple[str, str]]:
         """alias -> (version, git sha) for each alias that is set, read from MLflow's REST
-        API on the published port (a job container would take seconds to say the same)."""
+        API on the published port (a job container would take seconds to say the same).
+        MLflow not answering in a command that did not start it (make promote on a
+        stopped lab): started first, as a job container's dependencies would be."""
         from labctl.book.view import Lab, Unanswered
 
         lab = Lab(self.s, self.mode)
+        url = f"{lab.mlflow_url}/api/2.0/mlflow/registered-models/get?" + urllib.parse.urlencode(
+            {"name": lab.model_name}
+        )
         try:
-            r = lab.http(
-                f"{lab.mlflow_url}/api/2.0/mlflow/registered-models/get?"
-                + urllib.parse.urlencode({"name": lab.model_name}),
-                headers=lab.mlflow_headers(),
-            )
-            if r.status == 404:  # no model registered yet: nothing has an alias
-                return {}
+            try:
+                r = lab.http(url, headers=lab.mlflow_headers())
+            except Unanswered:
+                if self.tracking_ready:
+                    raise
+                self.start_tracking()
+                r = lab.http(url, headers=lab.mlflow_headers())
+            if r.status == 404 and b"RESOURCE_DOES_NOT_EXIST" in r.body:
+                return {}  # no model registered yet: nothing has an alias
             if r.status != 200:
                 raise Unanswered(f"HTTP {r.status} {r.body[:200]!r}")
             aliases = r.json()["registered_model"].get("aliases", [])
@@ -266,8 +273,8 @@ class DockerBackend:
             }
         except (Unanswered, ValueError, KeyError) as exc:
             raise LabError(
-                f"cannot read the model's aliases from MLflow ({exc}); nothing was started "
-                "over the lab: check make logs SERVICE=mlflow"
+                f"cannot read the model's aliases from MLflow ({exc}); nothing was changed: "
+                "check make logs SERVICE=mlflow"
             ) from exc
 
     def production_version(self) -> str:
@@ -613,10 +620,12 @@ class DockerBackend:
         """CI's build job: this commit's images to LAB_REMOTE_IMAGES (ghcr.io/OWNER/REPO),
         and each alias's serving tag after a promotion, as a real pipeline moves them."""
         if not self.s.get("LAB_REMOTE_IMAGES"):
-            raise LabError(
-                "LAB_REMOTE_IMAGES is not set: name the registry path to push to, "
-                "e.g. LAB_REMOTE_IMAGES=ghcr.io/owner/repo"
+            # A fork's pull request on GitHub: no token that may push, each job builds.
+            log.info(
+                "LAB_REMOTE_IMAGES is not set: nothing to push (each CI job builds the "
+                "images; set LAB_REMOTE_IMAGES=ghcr.io/owner/repo to push them there)"
             )
+            return
         sha = self.s.get("GIT_SHA")
         if not reusable_tag(sha):
             raise LabError(
@@ -644,6 +653,9 @@ class DockerBackend:
         for alias, (version, sha) in sorted(self._alias_targets().items()):
             if alias in ("staging", "production") and sha:
                 log.info(f"remote serving:{alias} -> {sha} (version {version})")
+                # The commit's tag too: a version trained here (a drift retrain on a commit
+                # no build job pushed) can then be served from the remote after a restore.
+                self._push_remote("serving", sha, sha)
                 self._push_remote("serving", sha, alias)
 
     def restore_serving_tags(self, targets: dict[str, tuple[str, str]]) -> None:
@@ -660,10 +672,28 @@ class DockerBackend:
             if not self.registry_has("serving", alias):
                 log.info(f"tagging serving:{sha} as serving:{alias} in the local registry")
                 self.registry_retag("serving", sha, alias)
-        if "staging" not in targets and not self.registry_has("serving", "staging"):
-            # No staging version: the staging server runs, serving nothing until one is
-            # promoted, on this commit's image.
+        if not self.registry_has("serving", "staging"):
+            # No staging version (or one without a commit): the staging server runs on
+            # this commit's image, and follows its alias from there.
             self.registry_retag("serving", self.s.get("GIT_SHA"), "staging")
+
+    def ensure_version_image(self, version: str) -> None:
+        """Before staging moves to `version` (empty: @candidate's): the serving image of
+        the commit that trained it, in the local registry (a restored lab holds only
+        what make up fetched). A version MLflow does not know is left to the gatekeeper,
+        which says so."""
+        from labctl.book.view import Lab, Unanswered
+
+        if not version:
+            version = self._alias_targets().get("candidate", ("", ""))[0]
+        if not version:
+            return
+        try:
+            sha = Lab(self.s, self.mode).version(version)["tags"].get("git_sha", "")
+        except (Unanswered, KeyError, ValueError):
+            return
+        if sha and sha != "unknown":
+            self.ensure_serving_image(version, sha)
 
     def ensure_serving_image(self, version: str, sha: str) -> None:
         """The serving image of the commit that trained `version`, in the local registry:

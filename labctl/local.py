@@ -537,6 +537,9 @@ class LocalBackend:
             env={"DRIFT_CAPTURE_DIR": str(self.capture_dir), "DRIFT_REPORT_DIR": str(reports)},
         )
 
+    def ensure_version_image(self, version: str) -> None:
+        """Local mode serves from the venv: no image to fetch."""
+
     def roll(self, alias: str) -> None:
         """Staging follows its alias, production its pinned version; make sure this one
         runs and answers, on the working tree's serving code: a server started on other

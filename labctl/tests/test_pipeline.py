@@ -52,6 +52,9 @@ class StepBackend:
     def train(self, shift=None):
         self._step("train" if shift is None else f"train shift={shift}")
 
+    def ensure_version_image(self, version):
+        pass
+
     def roll(self, alias):
         self._step(f"roll {alias}")
 
@@ -212,6 +215,7 @@ def test_docker_promotion_moves_rolls_then_smokes_on_the_compose_network(
     s = settings_for(S3_BACKEND="seaweedfs")
     b = DockerBackend(s, fake)
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: True)  # this tree's images
+    _candidate_from(monkeypatch, "abc123")
     pipeline.promote(b, "staging")
     cmds = [" ".join(c) for c in fake.calls]
     assert "--profile seaweedfs --profile jobs run --rm --no-TTY" in cmds[0]
@@ -301,12 +305,22 @@ def test_restored_aliases_get_their_images_and_tags_back(settings_for, fake, mon
     present = {("serving", "new")}
     monkeypatch.setattr(b, "registry_has", lambda repo, tag: (repo, tag) in present)
     retagged = []
-    monkeypatch.setattr(b, "registry_retag", lambda repo, src, dst: retagged.append((src, dst)))
+
+    def retag(repo, src, dst):
+        retagged.append((src, dst))
+        present.add((repo, dst))
+
+    monkeypatch.setattr(b, "registry_retag", retag)
     targets = {"production": ("3", "old"), "staging": ("4", "new")}
     b.restore_serving_tags(targets)
     assert fake.ran("docker pull --quiet ghcr.io/me/lab/serving:old")
     assert not fake.ran("ghcr.io/me/lab/serving:new")
     assert retagged == [("new", "staging"), ("old", "production")]
+    retagged.clear()
+    present.clear()
+    present.add(("serving", "new"))
+    b.restore_serving_tags({"staging": ("4", "")})  # a version with no commit tag
+    assert retagged == [("new", "staging")]  # the staging server still gets an image
     fake.on("docker pull", 1)
     with pytest.raises(LabError, match="version 3 was trained by commit old, and its serving"):
         b.restore_serving_tags(targets)
@@ -331,13 +345,15 @@ def test_images_push_and_remote_tags(settings_for, fake, monkeypatch):
     )
     b.images_tag_remote()
     assert fake.ran(f"docker tag {b.local_ref('serving', 'old')} ghcr.io/me/lab/serving:production")
+    assert fake.ran("docker push --quiet ghcr.io/me/lab/serving:old")  # its commit's tag too
     assert not fake.ran("serving:candidate")
     with pytest.raises(LabError, match="only a clean commit's images are pushed"):
         DockerBackend(
             settings_for(GIT_SHA="abc-dirty-1", LAB_REMOTE_IMAGES="x.io/a"), fake
         ).images_push()
-    with pytest.raises(LabError, match="LAB_REMOTE_IMAGES is not set"):
-        DockerBackend(settings_for(GIT_SHA="abc"), fake).images_push()
+    fake.calls.clear()  # nothing set (a fork's pull request): nothing pushed, no error
+    DockerBackend(settings_for(GIT_SHA="abc"), fake).images_push()
+    assert not fake.ran("docker push")
 
 
 def test_images_login_passes_the_token_on_stdin(settings_for, fake):
@@ -563,14 +579,76 @@ def test_make_up_reads_the_aliases_and_their_commits_from_mlflow(settings_for, f
 
 
 def test_no_registered_model_yet_means_no_production(settings_for, fake, monkeypatch):
-    _mlflow_answers(monkeypatch, {"registered-models/get": (404, {"error_code": "X"})})
+    missing = {"error_code": "RESOURCE_DOES_NOT_EXIST"}
+    _mlflow_answers(monkeypatch, {"registered-models/get": (404, missing)})
     assert DockerBackend(settings_for(), fake).production_version() == ""
 
 
-@pytest.mark.parametrize("answers", [{}, {"registered-models/get": (500, {})}])
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {},  # nothing answers
+        {"registered-models/get": (500, {})},
+        # Another server on MLflow's port: a 404 that is not MLflow's "no such model"
+        # must not look like an empty lab (make up would bootstrap over it).
+        {"registered-models/get": (404, {"detail": "Not Found"})},
+    ],
+)
 def test_an_unreadable_registry_stops_make_up_with_a_reason(
     settings_for, fake, monkeypatch, answers
 ):
     _mlflow_answers(monkeypatch, answers)
+    b = DockerBackend(settings_for(), fake)
+    b.tracking_ready = True
     with pytest.raises(LabError, match="cannot read the model's aliases from MLflow"):
-        DockerBackend(settings_for(), fake).production_version()
+        b.production_version()
+
+
+def test_a_command_on_a_stopped_lab_starts_mlflow_before_reading_it(
+    settings_for, fake, monkeypatch
+):
+    """make promote / make rollback after make down: MLflow is started (as the job
+    containers' dependencies did), then read."""
+    from labctl.book import view
+
+    calls = []
+    model = {"registered_model": {"aliases": []}}
+
+    def http(self, url, **_kwargs):
+        calls.append(url)
+        if not fake.ran("up -d --wait mlflow"):
+            raise view.Unanswered(f"{url} does not answer")
+        return view.Http(200, json.dumps(model).encode(), {})
+
+    monkeypatch.setattr(view.Lab, "http", http)
+    b = DockerBackend(settings_for(), fake)
+    assert b.production_version() == ""
+    assert fake.ran("up -d --wait mlflow") and len(calls) == 2
+
+
+def _candidate_from(monkeypatch, sha: str) -> None:
+    """MLflow answering: @candidate is version 5, trained by commit `sha`."""
+    model = {"registered_model": {"aliases": [{"alias": "candidate", "version": "5"}]}}
+    version = {"model_version": {"version": "5", "tags": [{"key": "git_sha", "value": sha}]}}
+    _mlflow_answers(
+        monkeypatch,
+        {"registered-models/get": (200, model), "model-versions/get": (200, version)},
+    )
+
+
+def test_staging_takes_a_version_of_another_commit_with_that_commits_image(
+    settings_for, fake, monkeypatch
+):
+    """A restored lab holds this commit's images only: before staging moves to a version
+    trained by another commit, that commit's serving image is fetched, or the promotion
+    is refused naming it, before any alias moves."""
+    b = DockerBackend(settings_for(LAB_REMOTE_IMAGES="ghcr.io/me/lab"), fake)
+    monkeypatch.setattr(b, "registry_has", lambda repo, tag: tag != "old")
+    _candidate_from(monkeypatch, "old")
+    pipeline.promote(b, "staging")
+    assert fake.ran("docker pull --quiet ghcr.io/me/lab/serving:old")
+    fake.calls.clear()
+    fake.on("docker pull", 1)
+    with pytest.raises(LabError, match="version 5 was trained by commit old"):
+        pipeline.promote(b, "staging")
+    assert not fake.ran("gatekeeper promote")

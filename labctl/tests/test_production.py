@@ -78,6 +78,9 @@ class BlueGreen:
     def switch_production(self):
         self.steps.append("switch")
 
+    def ensure_version_image(self, version):
+        pass
+
     def roll(self, alias):
         self.steps.append(f"roll {alias}")
 
