@@ -416,29 +416,22 @@ def test_bundle_load_refuses_a_member_after_the_checksums(lab, engine):
     assert_nothing_loaded(lab, engine)
 
 
-def test_bundle_load_refuses_another_architecture(lab, engine):
+@pytest.mark.parametrize(
+    ("machine", "settings", "message"),
+    [
+        ({"arch": "arm64"}, {}, "amd64 images and this Docker engine runs arm64"),
+        ({}, {"sha": "fedcba987654"}, f"images of commit {SHA}, and this checkout is fedcba"),
+        ({}, {"S3_BACKEND": "seaweedfs"}, r"holds the minio S3 store.*S3_BACKEND=minio"),
+    ],
+    ids=["another architecture", "another commit", "another S3 store"],
+)
+def test_bundle_load_refuses_a_bundle_this_lab_would_not_run(
+    lab, engine, machine, settings, message
+):
     path = make_bundle(lab, engine)
-    new_machine(engine, arch="arm64")
-    s, runner = lab.settings()
-    with pytest.raises(LabError, match="amd64 images and this Docker engine runs arm64"):
-        bundle.load(s, runner, str(path))
-    assert_nothing_loaded(lab, engine)
-
-
-def test_bundle_load_refuses_another_commit(lab, engine):
-    path = make_bundle(lab, engine)
-    new_machine(engine)
-    s, runner = lab.settings(sha="fedcba987654")
-    with pytest.raises(LabError, match=f"images of commit {SHA}, and this checkout is fedcba"):
-        bundle.load(s, runner, str(path))
-    assert_nothing_loaded(lab, engine)
-
-
-def test_bundle_load_refuses_another_s3_store(lab, engine):
-    path = make_bundle(lab, engine)
-    new_machine(engine)
-    s, runner = lab.settings(S3_BACKEND="seaweedfs")
-    with pytest.raises(LabError, match=r"holds the minio S3 store.*S3_BACKEND=minio"):
+    new_machine(engine, **machine)
+    s, runner = lab.settings(**settings)
+    with pytest.raises(LabError, match=message):
         bundle.load(s, runner, str(path))
     assert_nothing_loaded(lab, engine)
 
