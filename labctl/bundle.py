@@ -102,10 +102,6 @@ def lab_upstream(settings: Settings) -> dict[str, str]:
     return {var: ref for var, ref in sorted(settings.images.items()) if var not in others}
 
 
-def has_image(runner: Runner, ref: str) -> bool:
-    return runner.ok(["docker", "image", "inspect", "--format", "{{.Id}}", ref])
-
-
 def check_arch(runner: Runner, ref: str, arch: str) -> None:
     r = runner.run(
         ["docker", "image", "inspect", "--format", "{{.Architecture}}", ref],
@@ -220,7 +216,7 @@ def create(settings: Settings, runner: Runner, name: str, arch: str, state_name:
     upstream: list[dict[str, str]] = []
     for var, ref in lab_upstream(settings).items():
         held = settings.get(var) or ref  # the name this engine knows it by
-        if not has_image(runner, held):
+        if not images.has_image(runner, held):
             log.info(f"pulling {held} ({var}) for linux/{arch}")
             try:
                 runner.run(["docker", "pull", "--quiet", "--platform", f"linux/{arch}", held])
@@ -559,7 +555,7 @@ def _name_images(m: dict, settings: Settings, runner: Runner, backend) -> None:
     sha = settings.get("GIT_SHA")
     for e in m["built"]:
         ref, local = str(e.get("ref")), backend.local_ref(str(e.get("repo")), sha)
-        if not has_image(runner, ref):
+        if not images.has_image(runner, ref):
             raise LabError(f"docker load did not give this engine {ref}: load the bundle again")
         if ref != local:  # another REGISTRY_PORT here than where the bundle was made
             runner.run(["docker", "tag", ref, local])
@@ -570,7 +566,7 @@ def _name_images(m: dict, settings: Settings, runner: Runner, backend) -> None:
         name = images.bundle_name(ref) if "@" in ref else ref
         if var not in lab:
             continue  # an image this lab does not run (another S3 store)
-        if not has_image(runner, name):
+        if not images.has_image(runner, name):
             raise LabError(f"docker load did not give this engine {name}: load the bundle again")
         if name != ref:
             pinned[var] = ref

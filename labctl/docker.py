@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from labctl import doctor, log, production, state
+from labctl import doctor, images, log, production, state
 from labctl.errors import CommandFailed, LabError
 from labctl.runner import Result, Runner
 from labctl.settings import REGISTRY_USER, Settings, ensure_env, reload
@@ -599,8 +599,7 @@ class DockerBackend:
 
     def engine_has(self, repo: str, tag: str) -> bool:
         """The Docker engine holds `<registry>/mlops-lab/<repo>:<tag>` (built or loaded)."""
-        argv = ["docker", "image", "inspect", "--format", "{{.Id}}", self.local_ref(repo, tag)]
-        return self.runner.ok(argv)
+        return images.has_image(self.runner, self.local_ref(repo, tag))
 
     def pull_remote(self, tag: str, repos: tuple[str, ...] | None = None) -> bool:
         """Copy images from LAB_REMOTE_IMAGES (where CI's build job pushed them) into the
@@ -815,8 +814,6 @@ class DockerBackend:
 
     def state_image(self) -> str:
         """An image with bash and tar that the lab pulls anyway: the Python base image."""
-        from labctl import images
-
         return self.s.get("PYTHON_IMAGE") or images.default_python_image(
             (self.s.root / "compose" / "compose.yaml").read_text(encoding="utf-8")
         )

@@ -78,6 +78,12 @@ def bundle_name(ref: str) -> str:
     return f"{BUNDLE_PREFIX}/{path}:{'-'.join(p for p in (tag, short) if p) or 'latest'}"
 
 
+def has_image(runner, ref: str) -> bool:
+    """The Docker engine holds `ref` (pulled, built or loaded); `runner` is a
+    labctl.runner.Runner."""
+    return runner.ok(["docker", "image", "inspect", "--format", "{{.Id}}", ref])
+
+
 def local_size(ref: str) -> int | None:
     """Bytes of an image in the local Docker engine (`docker image inspect`), or None when
     the engine does not hold it (or does not answer)."""
